@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Makes this machine ready for `npm test`: Java and Maven (Kafka comes through them from Maven
+# Central, started by the tests themselves via infra/kafka/kafka.sh), and a PostgreSQL server
+# on 127.0.0.1:5432 with a database "test". Installs Debian packages only when something is
+# missing and we are root; otherwise it says what to install.
+set -euo pipefail
+
+missing=()
+command -v java >/dev/null || missing+=(default-jre-headless)
+command -v mvn >/dev/null || missing+=(maven)
+command -v pg_ctlcluster >/dev/null || missing+=(postgresql)
+if [ ${#missing[@]} -gt 0 ]; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    echo "test-env: installing ${missing[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -q >/dev/null
+    apt-get install -y -q --no-install-recommends "${missing[@]}" >/dev/null
+  else
+    echo "test-env: please install ${missing[*]} (Debian packages)" >&2
+    exit 1
+  fi
+fi
+
+pg_url="${STRATA_TEST_PG_URL:-postgres://postgres:postgres@127.0.0.1:5432/test}"
+if ! pg_isready -q -h 127.0.0.1 -p 5432; then
+  version=$(ls /etc/postgresql | sort -V | tail -n 1)
+  echo "test-env: starting PostgreSQL $version"
+  pg_ctlcluster --skip-systemctl-redirect "$version" main start
+  for _ in $(seq 1 50); do pg_isready -q -h 127.0.0.1 -p 5432 && break; sleep 0.2; done
+fi
+if ! psql "$pg_url" -qAtc 'select 1' >/dev/null 2>&1; then
+  # A fresh Debian cluster asks TCP clients for a password: give postgres the one the tests use.
+  if [ "$(id -u)" = 0 ]; then
+    su postgres -c "psql -qAtc \"ALTER USER postgres PASSWORD 'postgres'\"" >/dev/null
+    su postgres -c "psql -qAtc \"SELECT 1 FROM pg_database WHERE datname = 'test'\"" | grep -q 1 \
+      || su postgres -c "createdb test"
+  fi
+  psql "$pg_url" -qAtc 'select 1' >/dev/null || { echo "test-env: cannot reach $pg_url" >&2; exit 1; }
+fi
+echo "test-env: java, maven and PostgreSQL ready"
