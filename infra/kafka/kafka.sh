@@ -69,6 +69,9 @@ group.initial.rebalance.delay.ms=0
 transaction.abort.timed.out.transaction.cleanup.interval.ms=2000
 transaction.remove.expired.transaction.cleanup.interval.ms=10000
 unclean.leader.election.enable=false
+# A killed node is fenced, and its partitions get new leaders, after 3 s rather than 9 s.
+broker.session.timeout.ms=3000
+broker.heartbeat.interval.ms=500
 log.segment.bytes=67108864
 num.network.threads=2
 num.io.threads=2

@@ -128,7 +128,8 @@ export class KafkaLog implements Log {
       brokers: options.brokers,
       // kafkajs logs every retried protocol error at ERROR; errors that matter reach us as exceptions.
       logLevel: process.env.STRATA_KAFKA_LOG_LEVEL === 'debug' ? logLevel.DEBUG : logLevel.NOTHING,
-      retry: { retries: 10, initialRetryTime: 100, maxRetryTime: 2000 },
+      // About 30 s of retries: longer than a broker failover (session timeout, then election).
+      retry: { retries: 18, initialRetryTime: 100, maxRetryTime: 2000 },
       connectionTimeout: 3000,
       requestTimeout: 30000,
     });
@@ -445,7 +446,8 @@ export class KafkaLog implements Log {
       transactionTimeout: this.options.transactionTimeoutMs ?? 30000,
       // The coordinator answers CONCURRENT_TRANSACTIONS until the previous commit's markers are
       // written (a few ms): retry soon, not after the default 100+ ms.
-      retry: { initialRetryTime: 5, maxRetryTime: 500, retries: 30, factor: 0.2, multiplier: 1.5 },
+      // About 30 s in all, to outlast a broker failover.
+      retry: { initialRetryTime: 5, maxRetryTime: 500, retries: 70, factor: 0.2, multiplier: 1.5 },
     });
     await producer.connect();
     // InitProducerId happens on the first transaction: that is the moment we fence older owners.
