@@ -4,7 +4,7 @@
 // events; evolve() applies an event, so the state remains the fold of the events.
 import { getNextTransitions, transition, type AnyStateMachine, type SnapshotFrom } from 'xstate';
 import type { CommandContext, Decider, Decision, Message } from './decider.js';
-import { failedPrecondition } from './rejection.js';
+import { failedPrecondition, type Rejection } from './rejection.js';
 
 export interface MachineState {
   /** The machine's state value, e.g. "open" or {"active": "rebooting"}. */
@@ -19,6 +19,12 @@ export interface MachineDeciderOptions {
   commandTypes: readonly string[];
   /** The state of an aggregate that does not exist yet: commands refused there are NOT_FOUND. */
   absentState: string;
+  /** Further states in which the aggregate counts as absent (deleted, revoked): refusals there are NOT_FOUND too. */
+  goneStates?: readonly string[];
+  /** Commands that create the aggregate: refused because it exists, they are ALREADY_EXISTS. */
+  creationCommands?: readonly string[];
+  /** A precise rejection for a refused command (which rule, and why); undefined keeps the generic one. */
+  explain?: (state: MachineState, command: Message, context: CommandContext) => Rejection | undefined;
 }
 
 const stateName = (value: unknown): string =>
@@ -35,6 +41,8 @@ export function machineDecider<C extends Message, E extends Message>(
 } {
   const { machine, aggregateType } = options;
   const commandTypes = new Set(options.commandTypes);
+  const creationCommands = new Set(options.creationCommands ?? []);
+  const absent = new Set([options.absentState, ...(options.goneStates ?? [])]);
   // Rehydrating a snapshot costs more than folding an event: cache the last few by identity.
   const snapshots = new WeakMap<MachineState, SnapshotFrom<AnyStateMachine>>();
   const snapshotOf = (state: MachineState) => {
@@ -68,7 +76,12 @@ export function machineDecider<C extends Message, E extends Message>(
       const name = stateName(state.value);
       if (!snapshot.can(input)) {
         const known = getNextTransitions(snapshot).some((t) => t.eventType === command.type);
-        if (name === options.absentState && !known) {
+        const explained = options.explain?.(state, command, context);
+        if (explained) return { rejection: explained };
+        if (!known && creationCommands.has(command.type) && name !== options.absentState) {
+          return { rejection: { code: 'ALREADY_EXISTS', message: `${aggregateType} ${context.aggregateId} already exists` } };
+        }
+        if (absent.has(name) && !known) {
           return {
             rejection: { code: 'NOT_FOUND', message: `${aggregateType} ${context.aggregateId} does not exist` },
           };

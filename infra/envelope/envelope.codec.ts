@@ -2,7 +2,7 @@
 // the .proto files are the single source, loaded once at start-up.
 import protobuf from 'protobufjs';
 import { readdirSync, statSync } from 'node:fs';
-import { join } from 'node:path';
+import { isAbsolute, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Actor, CommandEnvelope, EventEnvelope, Position, Rejection, RejectionCode, Reply } from './envelope.js';
 
@@ -16,10 +16,14 @@ function protoFiles(dir: string): string[] {
 }
 
 const root = new protobuf.Root();
-root.resolvePath = (origin, target) =>
-  target.startsWith('google/protobuf/') ? target : protobuf.util.path.resolve(origin, target);
+// Imports name files relative to proto/ (as buf does); google/protobuf/* are protobufjs built-ins.
+root.resolvePath = (_origin, target) =>
+  target.startsWith('google/protobuf/') || isAbsolute(target) ? target : join(PROTO_ROOT, target);
 root.loadSync(protoFiles(PROTO_ROOT));
 root.resolveAll();
+
+/** Every type and service of proto/, for the gRPC API and reflection. */
+export const protoRoot = (): protobuf.Root => root;
 
 /** A message type from proto/, for domains' payload codecs. */
 export function loadProtoType(fullName: string): protobuf.Type {
