@@ -1,43 +1,52 @@
-// The all-in-one Strata process: the log (embedded by default), a decider worker per domain,
-// until SIGINT/SIGTERM. Configuration: infra/config/config.ts (STRATA_LOG, STRATA_LOG_PATH,
-// STRATA_STATE_DIR, STRATA_KAFKA_BROKERS, ...), listed in README.md.
-import { domains } from '../domains/registry.js';
-import { logConfigFromEnv, openLog } from './config/config.js';
-import { DeciderWorker } from './runtime/decider-worker.js';
+// The all-in-one Strata process: the log (embedded by default), the read-model store (SQLite by
+// default), the decider workers and the identity API on gRPC with TLS, until SIGINT/SIGTERM.
+// Configuration: infra/config/config.ts, listed in README.md. With STRATA_BOOTSTRAP_PASSWORD
+// set, the first start also runs the bootstrap (as `strata bootstrap` does).
+import { join } from 'node:path';
+import { bootstrap } from '../api/identity/bootstrap.js';
+import { ensureTlsMaterial } from '../api/grpc/tls.js';
+import { startCloud } from './cloud.js';
+import { apiConfigFromEnv, logConfigFromEnv, openLog, openStore, storeConfigFromEnv } from './config/config.js';
+import { hostedDomains } from './domains.js';
 
-const config = logConfigFromEnv();
-const log = openLog(config);
-const partitions = Number(process.env.STRATA_PARTITIONS ?? (config.backend === 'embedded' ? 4 : 12));
-const workers = domains.map(
-  (d) =>
-    new DeciderWorker({
-      log,
-      domain: d.name,
-      aggregates: d.aggregates,
-      topology: { partitions, replicationFactor: config.backend === 'kafka' ? config.replicationFactor : 1 },
-      onError: (e) => console.error(`decider ${d.name}: ${e.message}`),
-    }),
-);
-for (const w of workers) await w.start();
+const logConfig = logConfigFromEnv();
+const storeConfig = storeConfigFromEnv();
+const api = apiConfigFromEnv();
+const log = openLog(logConfig);
+const store = await openStore(storeConfig);
+const tls = api.insecure ? ('insecure' as const) : await ensureTlsMaterial(join(api.stateDir, 'tls'), api.tlsHosts);
+const cloud = await startCloud({
+  log,
+  store,
+  topology: { partitions: api.partitions, replicationFactor: logConfig.backend === 'kafka' ? logConfig.replicationFactor : 1 },
+  stateDir: api.stateDir,
+  tls,
+  host: api.host,
+  port: api.port,
+  identity: { tokenTtlMs: api.tokenTtlMs, lockoutAttempts: api.lockoutAttempts, lockoutDurationMs: api.lockoutDurationMs },
+});
+const scheme = tls === 'insecure' ? 'grpc' : 'grpcs';
+const url = `${scheme}://${api.host}:${cloud.identity.port}`;
 
-const where = config.backend === 'embedded' ? `embedded log at ${config.path}` : `Kafka at ${config.brokers.join(',')}`;
-console.log(`strata: all-in-one up on the ${where}`);
-console.log(
-  domains.length > 0
-    ? `strata: domains ${domains.map((d) => d.name).join(', ')} (${partitions} partitions each)`
-    : 'strata: the runtime is up; no product domain is registered yet (domains/registry.ts)',
-);
+const where = logConfig.backend === 'embedded' ? `embedded log at ${logConfig.path}` : `Kafka at ${logConfig.brokers.join(',')}`;
+console.log(`strata: all-in-one up on the ${where}; read models in ${storeConfig.kind === 'sqlite' ? storeConfig.path : 'PostgreSQL'}`);
+console.log(`strata: domains ${hostedDomains.map((d) => d.name).join(', ')} (${api.partitions} partitions each)`);
+console.log(`strata: identity API at ${url}${tls === 'insecure' ? ' (no TLS)' : `, CA certificate ${tls.caCertPath}`}`);
+
+if (process.env.STRATA_BOOTSTRAP_PASSWORD) {
+  const result = await bootstrap(cloud.identity.writer, { adminPassword: process.env.STRATA_BOOTSTRAP_PASSWORD, identityUrl: url });
+  console.log(`strata: bootstrapped: admin user ${result.adminUserId}, admin project ${result.adminProjectId}`);
+}
 
 let stopping = false;
 const stop = async (signal: string) => {
   if (stopping) return;
   stopping = true;
   console.log(`strata: ${signal}, stopping`);
-  for (const w of workers) await w.stop();
+  await cloud.close();
+  await store.close();
   await log.close();
   process.exit(0);
 };
 process.on('SIGINT', () => void stop('SIGINT'));
 process.on('SIGTERM', () => void stop('SIGTERM'));
-// Keep the process alive while workers poll (the embedded log uses timers only while waiting).
-setInterval(() => undefined, 1 << 30);

@@ -108,7 +108,7 @@ export const RESOURCE_RULES: Record<string, { rules: Rules; mutable: readonly st
       },
       url: (v) => {
         requireText('url', v, 1024, true);
-        if (!/^https?:\/\/[^\s]+$/.test(v as string)) throw new InvalidArgumentError('url', `"${v}" is not an http(s) URL`);
+        if (!/^(https?|grpcs?):\/\/[^\s]+$/.test(v as string)) throw new InvalidArgumentError('url', `"${v}" is not an http(s) or grpc(s) URL`);
       },
       enabled,
     },

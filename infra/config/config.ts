@@ -1,9 +1,13 @@
 // Process configuration from the environment, with defaults that give the all-in-one cloud on
 // the embedded log. Every setting is listed here and in README.md.
-import { join } from 'node:path';
+import { mkdirSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import { EmbeddedLog } from '../log/embedded/embedded-log.js';
 import { KafkaLog } from '../log/kafka/kafka-log.js';
 import type { Log } from '../log/log.js';
+import { PostgresStore } from '../store/postgres-store.js';
+import { SqliteStore } from '../store/sqlite-store.js';
+import type { Store } from '../store/store.js';
 
 export interface LogConfig {
   backend: 'embedded' | 'kafka';
@@ -48,4 +52,59 @@ export function openLog(config: LogConfig): Log {
     replicationFactor: config.replicationFactor,
     minInsyncReplicas: Math.min(2, config.replicationFactor),
   });
+}
+
+export type StoreConfig = { kind: 'sqlite'; path: string } | { kind: 'postgres'; url: string; schema: string };
+
+export function storeConfigFromEnv(env: NodeJS.ProcessEnv = process.env): StoreConfig {
+  const kind = env.STRATA_STORE ?? 'sqlite';
+  if (kind === 'sqlite') return { kind, path: env.STRATA_STORE_PATH ?? join(env.STRATA_STATE_DIR ?? '.strata', 'read-models.db') };
+  if (kind === 'postgres') {
+    return { kind, url: env.STRATA_PG_URL ?? 'postgres://postgres:postgres@127.0.0.1:5432/postgres', schema: env.STRATA_PG_SCHEMA ?? 'strata' };
+  }
+  throw new Error(`STRATA_STORE must be "sqlite" or "postgres", got "${kind}"`);
+}
+
+export async function openStore(config: StoreConfig): Promise<Store> {
+  if (config.kind === 'sqlite') {
+    mkdirSync(dirname(config.path), { recursive: true });
+    return new SqliteStore(config.path);
+  }
+  return new PostgresStore(config.url, config.schema);
+}
+
+export interface ApiConfig {
+  stateDir: string;
+  host: string;
+  port: number;
+  /** Plain gRPC without TLS (STRATA_API_INSECURE=1): for a trusted loopback only. */
+  insecure: boolean;
+  /** Names and addresses the generated server certificate is valid for. */
+  tlsHosts: string[];
+  partitions: number;
+  tokenTtlMs: number;
+  lockoutAttempts: number;
+  lockoutDurationMs: number;
+}
+
+function integer(env: NodeJS.ProcessEnv, name: string, fallback: number, min: number): number {
+  const raw = env[name];
+  const n = raw === undefined || raw === '' ? fallback : Number(raw);
+  if (!Number.isInteger(n) || n < min) throw new Error(`${name} must be an integer of at least ${min}, got "${raw}"`);
+  return n;
+}
+
+export function apiConfigFromEnv(env: NodeJS.ProcessEnv = process.env): ApiConfig {
+  const backend = env.STRATA_LOG ?? 'embedded';
+  return {
+    stateDir: env.STRATA_STATE_DIR ?? '.strata',
+    host: env.STRATA_API_HOST ?? '127.0.0.1',
+    port: integer(env, 'STRATA_API_PORT', 5050, 0),
+    insecure: env.STRATA_API_INSECURE === '1',
+    tlsHosts: (env.STRATA_TLS_HOSTS ?? 'localhost,127.0.0.1').split(',').filter(Boolean),
+    partitions: integer(env, 'STRATA_PARTITIONS', backend === 'embedded' ? 4 : 12, 1),
+    tokenTtlMs: integer(env, 'STRATA_TOKEN_TTL_S', 3600, 1) * 1000,
+    lockoutAttempts: integer(env, 'STRATA_LOCKOUT_ATTEMPTS', 6, 0),
+    lockoutDurationMs: integer(env, 'STRATA_LOCKOUT_DURATION_S', 1800, 1) * 1000,
+  };
 }

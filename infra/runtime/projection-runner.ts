@@ -55,8 +55,18 @@ export class ProjectionRunner {
     this.lagGauge.addCallback(this.observeLag);
   }
 
-  /** Statements for a batch of records (exported for rebuild and tests). */
-  private statementsFor(records: LogRecord[]): Statement[] {
+  private readonly listeners: ((events: EventEnvelope[]) => Promise<void> | void)[] = [];
+
+  /**
+   * Called after each batch is committed to the store, with the events it handled, before
+   * waitFor() resolves: for in-memory indexes kept beside the rows (the token revocation list).
+   */
+  onApplied(listener: (events: EventEnvelope[]) => Promise<void> | void): void {
+    this.listeners.push(listener);
+  }
+
+  /** Statements for a batch of records, and the events they came from. */
+  private statementsFor(records: LogRecord[], handled: EventEnvelope[]): Statement[] {
     const statements: Statement[] = [];
     for (const r of records) {
       const type = r.headers[HEADER_EVENT_TYPE];
@@ -71,6 +81,7 @@ export class ProjectionRunner {
         },
         contextFrom({ traceparent: event.traceparent, tracestate: event.tracestate }),
       );
+      handled.push(event);
       try {
         statements.push(...this.projection.apply(event, { topic: r.topic, partition: r.partition, offset: r.offset }));
       } finally {
@@ -81,7 +92,8 @@ export class ProjectionRunner {
   }
 
   private async applyBatch(records: LogRecord[]): Promise<void> {
-    const statements = this.statementsFor(records);
+    const handled: EventEnvelope[] = [];
+    const statements = this.statementsFor(records, handled);
     const last = new Map<string, { topic: string; partition: number; offset: number }>();
     for (const r of records) last.set(`${r.topic}/${r.partition}`, r);
     const checkpoints = [...last.values()].map((r) => ({
@@ -91,6 +103,7 @@ export class ProjectionRunner {
       nextOffset: r.offset + 1,
     }));
     await this.store.apply(statements, checkpoints);
+    if (handled.length > 0) for (const l of this.listeners) await l(handled);
     for (const c of checkpoints) this.applied.set(`${c.topic}/${c.partition}`, c.nextOffset);
     this.releaseWaiters();
   }

@@ -1,0 +1,56 @@
+// Command and event payloads <-> protobuf bytes by reflection over proto/: the message named
+// like the command or event type in the domain's proto package. Commands are checked by the
+// domain's pure field rules as they are decoded. Aggregate state snapshots (the changelog, an
+// internal cache rebuilt from events if lost) are JSON.
+import type { DeciderCodec, Message } from '../../domains/kernel/decider.js';
+import type { MachineState } from '../../domains/kernel/machine-decider.js';
+import { InvalidArgumentError } from '../../domains/kernel/rejection.js';
+import { loadProtoType } from '../envelope/envelope.codec.js';
+
+const TO_OBJECT = { longs: Number, enums: String, defaults: true, arrays: true } as const;
+
+export interface ProtoCodecOptions {
+  /** "strata.identity.v1" */
+  protoPackage: string;
+  commandTypes: readonly string[];
+  eventTypes: readonly string[];
+  /** Pure field rules: throws InvalidArgumentError naming the field. */
+  validate?: (command: Message & Record<string, unknown>) => void;
+}
+
+export function protoCodec(options: ProtoCodecOptions): DeciderCodec<MachineState, Message, Message> {
+  const types = new Map([...options.commandTypes, ...options.eventTypes].map((t) => [t, loadProtoType(`${options.protoPackage}.${t}`)]));
+  const typeOf = (type: string) => {
+    const t = types.get(type);
+    if (!t) throw new InvalidArgumentError('type', `unknown type ${type}`);
+    return t;
+  };
+  const decode = (type: string, payload: Uint8Array) => {
+    const t = typeOf(type);
+    return { ...(t.toObject(t.decode(payload), TO_OBJECT) as Record<string, unknown>), type } as Message & Record<string, unknown>;
+  };
+  const encode = ({ type, ...rest }: Message & Record<string, unknown>) => {
+    const t = typeOf(type);
+    return t.encode(t.fromObject(rest)).finish();
+  };
+  const commands = new Set(options.commandTypes);
+  return {
+    commandTypes: options.commandTypes,
+    decodeCommand(type, payload) {
+      if (!commands.has(type)) throw new InvalidArgumentError('type', `unknown command type ${type}`);
+      let command: Message & Record<string, unknown>;
+      try {
+        command = decode(type, payload);
+      } catch (e) {
+        throw new InvalidArgumentError(type, `not a valid ${type} message: ${(e as Error).message}`);
+      }
+      options.validate?.(command);
+      return command;
+    },
+    encodeCommand: (command) => encode(command as Message & Record<string, unknown>),
+    encodeEvent: (event) => encode(event as Message & Record<string, unknown>),
+    decodeEvent: (type, payload) => decode(type, payload),
+    encodeState: (state) => new TextEncoder().encode(JSON.stringify(state)),
+    decodeState: (bytes) => JSON.parse(new TextDecoder().decode(bytes)) as MachineState,
+  };
+}

@@ -1,0 +1,12 @@
+// The domains the all-in-one process hosts: each a name and its aggregates (decider + codec).
+// Compute, network, block, image, object and metering join as their issues land.
+import type { AggregateDefinition } from '../domains/kernel/decider.js';
+import { IDENTITY_DOMAIN } from '../domains/identity/identity.types.js';
+import { identityDefinitions } from './codecs/identity.codec.js';
+
+export interface HostedDomain {
+  name: string;
+  aggregates: AggregateDefinition[];
+}
+
+export const hostedDomains: HostedDomain[] = [{ name: IDENTITY_DOMAIN, aggregates: identityDefinitions }];
