@@ -64,7 +64,7 @@ export async function startIdentityApi(o: IdentityApiOptions): Promise<IdentityA
   keyWatch.unref();
   const tokens = new TokenCodec(keys);
   const queries = new IdentityQueries(o.store);
-  const writer = new IdentityWriter(bus, (position) => runner.waitFor(position));
+  const writer = new IdentityWriter(bus, (position) => runner.waitFor(position), o.now);
   const implementation = createIdentityService({
     writer,
     queries,

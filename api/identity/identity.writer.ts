@@ -37,6 +37,8 @@ export class IdentityWriter {
     private readonly bus: CommandBus,
     /** Resolves once the read model reflects the given position (absent: do not wait). */
     private readonly waitFor?: (position: Position) => Promise<void>,
+    /** The API's clock, which stamps commands: lockouts and revocations compare with it. */
+    private readonly now: () => number = Date.now,
   ) {}
 
   /** Sends one command; a rejection is thrown as ApiError; returns once the read model shows the events. */
@@ -50,6 +52,7 @@ export class IdentityWriter {
       payload,
       actor,
       commandId: commandId || randomUUID(),
+      issuedAtMs: this.now(),
     });
     if (reply.kind === 'rejected') throw new ApiError(reply.rejection);
     if (reply.position && this.waitFor) {

@@ -33,6 +33,8 @@ export interface CommandRequest {
   correlationId?: string;
   causationId?: string;
   expectedVersion?: number;
+  /** The command's time (the decider's only clock); default: now. The API passes its own clock. */
+  issuedAtMs?: number;
 }
 
 export interface CommandBusOptions {
@@ -116,7 +118,7 @@ export class CommandBus {
       correlationId: request.correlationId ?? commandId,
       traceparent: headers.traceparent,
       tracestate: headers.tracestate,
-      issuedAtMs: Date.now(),
+      issuedAtMs: request.issuedAtMs ?? Date.now(),
       replyTo: this.clientId,
     };
     try {
