@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Makes this machine ready for `npm test`: Java and Maven (Kafka comes through them from Maven
+# Makes this machine ready for `npm test`: openssl, Java and Maven (Kafka comes through them from Maven
 # Central, started by the tests themselves via infra/kafka/kafka.sh), and a PostgreSQL server
 # on 127.0.0.1:5432 with a database "test". Installs Debian packages only when something is
 # missing and we are root; otherwise it says what to install.
@@ -9,6 +9,8 @@ missing=()
 command -v java >/dev/null || missing+=(default-jre-headless)
 command -v mvn >/dev/null || missing+=(maven)
 command -v pg_ctlcluster >/dev/null || missing+=(postgresql)
+# The identity API makes its TLS certificates with openssl.
+command -v openssl >/dev/null || missing+=(openssl)
 if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
     echo "test-env: installing ${missing[*]}"
@@ -37,4 +39,4 @@ if ! psql "$pg_url" -qAtc 'select 1' >/dev/null 2>&1; then
   fi
   psql "$pg_url" -qAtc 'select 1' >/dev/null || { echo "test-env: cannot reach $pg_url" >&2; exit 1; }
 fi
-echo "test-env: java, maven and PostgreSQL ready"
+echo "test-env: java, maven, openssl and PostgreSQL ready"
