@@ -6,6 +6,7 @@ import { protoRoot } from '../../infra/envelope/envelope.codec.js';
 import type { Log } from '../../infra/log/log.js';
 import { CommandBus } from '../../infra/runtime/command-bus.js';
 import { ProjectionRunner } from '../../infra/runtime/projection-runner.js';
+import { enableAsyncContext } from '../../infra/telemetry/telemetry.js';
 import { domainTopics, ensureDomainTopics, type TopologyOptions } from '../../infra/runtime/topology.js';
 import type { Store } from '../../infra/store/store.js';
 import { identityProjection } from '../../projections/identity/identity.projection.js';
@@ -51,6 +52,7 @@ export interface IdentityApi {
 }
 
 export async function startIdentityApi(o: IdentityApiOptions): Promise<IdentityApi> {
+  enableAsyncContext();
   await ensureDomainTopics(o.log, IDENTITY_DOMAIN, o.topology);
   const bus = await CommandBus.connect({ log: o.log, timeoutMs: 30_000 });
   const runner = new ProjectionRunner(o.log, o.store, identityProjection(domainTopics(IDENTITY_DOMAIN).events));

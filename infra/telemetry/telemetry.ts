@@ -1,6 +1,7 @@
 // OpenTelemetry glue. Trace context travels in envelopes and log headers as W3C traceparent,
 // so one trace spans the API call, the decider, the projection and the agent.
 import { context, metrics, trace, type Context, type Span, SpanKind } from '@opentelemetry/api';
+import { AsyncLocalStorageContextManager } from '@opentelemetry/context-async-hooks';
 import { W3CTraceContextPropagator } from '@opentelemetry/core';
 
 const propagator = new W3CTraceContextPropagator();
@@ -31,4 +32,16 @@ export function contextFrom(headers: Partial<TraceHeaders>): Context {
 
 export function spanHeaders(span: Span): TraceHeaders {
   return traceHeaders(trace.setSpan(context.active(), span));
+}
+
+let asyncContext = false;
+
+/**
+ * Makes the active context follow async calls, so that the span of an API call is the parent of
+ * the commands its handler sends. Once per process; a context manager set before stays.
+ */
+export function enableAsyncContext(): void {
+  if (asyncContext) return;
+  asyncContext = true;
+  context.setGlobalContextManager(new AsyncLocalStorageContextManager().enable());
 }
