@@ -57,7 +57,11 @@ export async function startIdentityApi(o: IdentityApiOptions): Promise<IdentityA
   const bus = await CommandBus.connect({ log: o.log, timeoutMs: 30_000 });
   const runner = new ProjectionRunner(o.log, o.store, identityProjection(domainTopics(IDENTITY_DOMAIN).events));
   const revocations = new RevocationIndex(o.store);
+  const queries = new IdentityQueries(o.store);
   runner.onApplied(revocations.onApplied);
+  runner.onApplied((events) => {
+    if (events.some((e) => e.aggregateType === 'service' || e.aggregateType === 'endpoint')) queries.invalidateCatalog();
+  });
   await runner.start();
   await revocations.reload();
   const keys = KeyRepository.open(o.keysDir, { maxActiveKeys: o.maxActiveKeys ?? 3 });
@@ -65,7 +69,6 @@ export async function startIdentityApi(o: IdentityApiOptions): Promise<IdentityA
   const keyWatch = setInterval(() => keys.reloadIfChanged(), 1000);
   keyWatch.unref();
   const tokens = new TokenCodec(keys);
-  const queries = new IdentityQueries(o.store);
   const writer = new IdentityWriter(bus, (position) => runner.waitFor(position), o.now);
   const implementation = createIdentityService({
     writer,

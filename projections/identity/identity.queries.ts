@@ -193,8 +193,23 @@ export class IdentityQueries {
     return out;
   }
 
-  /** Enabled services with their enabled endpoints. */
-  async catalog(): Promise<{ id: string; type: string; name: string; endpoints: Row[] }[]> {
+  private cachedCatalog: Promise<{ id: string; type: string; name: string; endpoints: Row[] }[]> | undefined;
+
+  /** Forget the cached catalog (the projection applied a service or endpoint event). */
+  invalidateCatalog(): void {
+    this.cachedCatalog = undefined;
+  }
+
+  /** Enabled services with their enabled endpoints; cached until invalidateCatalog(). */
+  catalog(): Promise<{ id: string; type: string; name: string; endpoints: Row[] }[]> {
+    this.cachedCatalog ??= this.loadCatalog().catch((e) => {
+      this.cachedCatalog = undefined;
+      throw e;
+    });
+    return this.cachedCatalog;
+  }
+
+  private async loadCatalog(): Promise<{ id: string; type: string; name: string; endpoints: Row[] }[]> {
     const services = await this.store.query<Row>('SELECT * FROM identity_services WHERE enabled = 1 ORDER BY type, id');
     const endpoints = await this.store.query<Row>('SELECT * FROM identity_endpoints WHERE enabled = 1 ORDER BY id');
     return services.map((s) => ({
