@@ -118,7 +118,7 @@ export const IDENTITY_TABLES = [
 /** Events after which the in-memory revocation index must reload. */
 export const REVOKING_EVENTS = new Set([
   'UserDisabled', 'UserDeleted', 'UserPasswordChanged', 'GroupMemberRemoved', 'GroupDeleted', 'RoleRevoked',
-  'ProjectDisabled', 'ProjectDeleted', 'DomainDisabled', 'DomainDeleted', 'TokenRevoked',
+  'ProjectDisabled', 'ProjectDeleted', 'DomainDisabled', 'DomainDeleted', 'TokenRevoked', 'RoleDeleted',
 ]);
 
 export function identityStatements(event: EventEnvelope): Statement[] {
@@ -182,7 +182,21 @@ export function identityStatements(event: EventEnvelope): Statement[] {
         { sql: `DELETE FROM identity_role_assignments WHERE actor_type = 'group' AND actor_id = $1`, params: [id] },
       ];
     case 'RoleDeleted':
+      // Tokens carry role names: everyone who held the role, directly or through a group, loses them.
       return [
+        {
+          sql: `INSERT INTO identity_revocations (id, kind, subject_id, issued_before_ms)
+                SELECT $1 || '/u/' || actor_id, 'user', actor_id, $2 FROM identity_role_assignments WHERE role_id = $3 AND actor_type = 'user'
+                ON CONFLICT (id) DO NOTHING`,
+          params: [event.eventId, event.occurredAtMs, id],
+        },
+        {
+          sql: `INSERT INTO identity_revocations (id, kind, subject_id, issued_before_ms)
+                SELECT $1 || '/g/' || m.user_id, 'user', m.user_id, $2 FROM identity_group_members m
+                JOIN identity_role_assignments a ON a.actor_type = 'group' AND a.actor_id = m.group_id WHERE a.role_id = $3
+                ON CONFLICT (id) DO NOTHING`,
+          params: [event.eventId, event.occurredAtMs, id],
+        },
         remove('role', id),
         { sql: 'DELETE FROM identity_role_assignments WHERE role_id = $1', params: [id] },
       ];

@@ -329,6 +329,10 @@ describe('IdentityService', () => {
       expect(up.role.description).toBe('reads');
       await admin.call('DeleteRole', { id: auditor.id });
       expect(await codeOf(admin.call('GetRole', { id: auditor.id }))).toBe(NOT_FOUND);
+      // The token named the deleted role: it no longer validates; a new one lacks the role.
+      expect(await codeOf(t.client(token).call('ListRoles', {}))).toBe(UNAUTHENTICATED);
+      const fresh = await t.login(m.user.name, m.password, { projectId: m.project.id });
+      expect((await t.client(fresh).call('ValidateToken', { token: fresh })).info.roles).toEqual(['member', 'reader']);
     });
 
     it('grants roles on domains inherited to their projects, and on the system', async () => {
