@@ -9,6 +9,7 @@ import { ensureTlsMaterial, type TlsMaterial } from '../../api/grpc/tls.js';
 import { StrataClient } from '../../cli/client.js';
 import { startCloud, type Cloud, type CloudOptions } from '../../infra/cloud.js';
 import { EmbeddedLog } from '../../infra/log/embedded/embedded-log.js';
+import type { Log } from '../../infra/log/log.js';
 import { SqliteStore } from '../../infra/store/sqlite-store.js';
 
 export const ADMIN_PASSWORD = 'correct horse battery staple';
@@ -19,7 +20,7 @@ export interface TestCloud {
   tls: TlsMaterial;
   cloud: Cloud;
   boot: BootstrapResult;
-  log: EmbeddedLog;
+  log: Log;
   store: SqliteStore;
   logPath: string;
   /** Moves the API's clock forward. */
@@ -31,17 +32,20 @@ export interface TestCloud {
   close(): Promise<void>;
 }
 
-export async function startTestCloud(identity: CloudOptions['identity'] = {}): Promise<TestCloud> {
+export async function startTestCloud(
+  identity: CloudOptions['identity'] = {},
+  options: { log?: Log; replicationFactor?: number } = {},
+): Promise<TestCloud> {
   const dir = mkdtempSync(join(tmpdir(), 'strata-identity-'));
   const logPath = join(dir, 'log.db');
-  const log = new EmbeddedLog({ path: logPath, sessionTimeoutMs: 1500 });
+  const log = options.log ?? new EmbeddedLog({ path: logPath, sessionTimeoutMs: 1500 });
   const store = new SqliteStore(join(dir, 'read-models.db'));
   const tls = await ensureTlsMaterial(join(dir, 'tls'));
   let skew = 0;
   const cloud = await startCloud({
     log,
     store,
-    topology: { partitions: 4, replicationFactor: 1, replyPartitions: 4 },
+    topology: { partitions: 4, replicationFactor: options.replicationFactor ?? 1, replyPartitions: 4 },
     stateDir: dir,
     tls,
     port: 0,
