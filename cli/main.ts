@@ -2,7 +2,7 @@
 // takes --help. Exit codes (stable, for scripts) are listed in EXIT_CODES below and in the help.
 import { chmodSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { homedir } from 'node:os';
-import { dirname, join } from 'node:path';
+import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { ApiCallError, StrataClient } from './client.js';
 import { print, type OutputFormat } from './output.js';

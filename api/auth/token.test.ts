@@ -4,7 +4,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { decodeBase64Url, encrypt, FernetKey } from './fernet.js';
+import { decodeBase64Url, encrypt } from './fernet.js';
 import { KeyRepository } from './key-repository.js';
 import { decodePayload, encodePayload, InvalidTokenError, newAuditId, TokenCodec, type InvalidTokenReason, type TokenPayload } from './token.js';
 

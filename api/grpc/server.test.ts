@@ -14,9 +14,8 @@ import { clientConstructor } from './service-definition.js';
 import { ensureTlsMaterial, type TlsMaterial } from './tls.js';
 
 // The google types come from protobufjs's bundled copies, as `import` would load them.
-const echoRoot = new protobuf.Root().addJSON(
-  (protobuf.common as unknown as { get(file: string): { nested: protobuf.INamespace['nested'] } }).get('google/protobuf/timestamp.proto').nested!,
-);
+const echoRoot = new protobuf.Root();
+echoRoot.addJSON((protobuf.common as unknown as { get(file: string): { nested: Record<string, protobuf.AnyNestedObject> } }).get('google/protobuf/timestamp.proto').nested);
 protobuf.parse(`
   syntax = "proto3";
   package test.echo.v1;

@@ -15,7 +15,6 @@ import {
   MAX_PAGE_SIZE,
   rowToResource,
   type IdentityQueries,
-  type Scope,
   type Where,
 } from '../../projections/identity/identity.queries.js';
 import { InvalidTokenError } from '../auth/fernet.js';
@@ -598,4 +597,3 @@ export function createIdentityService(o: IdentityServiceOptions): UntypedService
   return impl;
 }
 
-export type { Scope };
