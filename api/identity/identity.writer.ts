@@ -12,7 +12,7 @@ import { ApiError } from '../errors.js';
 
 export type Accepted = Extract<Reply, { kind: 'accepted' }>;
 
-/** Which names are unique where: [claim kind, scope] of a resource, or undefined when unnamed. */
+/** The name-claim aggregate id of a resource ("<kind>/<scope>/<lowercased name>"), or undefined for unnamed kinds. */
 export function nameClaim(kind: string, resource: Record<string, unknown>): string | undefined {
   const name = String(resource.name ?? '').toLowerCase();
   switch (kind) {
