@@ -321,6 +321,9 @@ export function createIdentityService(o: IdentityServiceOptions): UntypedService
           },
         },
         { userId: payload.userId, projectId: scope.kind === 'project' ? scope.projectId : '', roles },
+        undefined,
+        // Durable in the log is enough: no read of the token trail depends on it.
+        { awaitReadModel: false },
       );
       return { token: tokens.issue(payload), info: await tokenInfo(payload, true) };
     },

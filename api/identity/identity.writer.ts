@@ -42,7 +42,14 @@ export class IdentityWriter {
   ) {}
 
   /** Sends one command; a rejection is thrown as ApiError; returns once the read model shows the events. */
-  async send(aggregateType: string, aggregateId: string, command: Message & Record<string, unknown>, actor: Actor, commandId?: string): Promise<Accepted> {
+  async send(
+    aggregateType: string,
+    aggregateId: string,
+    command: Message & Record<string, unknown>,
+    actor: Actor,
+    commandId?: string,
+    options: { awaitReadModel?: boolean } = {},
+  ): Promise<Accepted> {
     const payload = identityCodecFor(aggregateType).encodeCommand(command);
     const reply = await this.bus.send({
       domain: IDENTITY_DOMAIN,
@@ -55,7 +62,7 @@ export class IdentityWriter {
       issuedAtMs: this.now(),
     });
     if (reply.kind === 'rejected') throw new ApiError(reply.rejection);
-    if (reply.position && this.waitFor) {
+    if (reply.position && this.waitFor && options.awaitReadModel !== false) {
       await this.waitFor({ ...reply.position, offset: reply.position.offset + reply.events.length - 1 });
     }
     return reply;
