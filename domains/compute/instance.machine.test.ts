@@ -1,0 +1,214 @@
+// Issue 4 acceptance a: every server action from every vm_state, against Nova's table
+// (shared/reference §1.3, restated here independently of instance.actions.ts): allowed actions
+// reach the vm_state Nova would, illegal ones get FAILED_PRECONDITION naming the state and emit
+// nothing; the lock stops non-admins; task_state guards; status strings.
+import { describe, expect, it } from 'vitest';
+import type { Message } from '../kernel/decider.js';
+import { fold } from '../kernel/decider.js';
+import { testContext } from '../kernel/specification.js';
+import type { MachineState } from '../kernel/machine-decider.js';
+import { instanceDecider, statusOf } from './instance.decider.js';
+import { VM_STATES, type VmState } from './instance.states.js';
+
+type M = Message & Record<string, unknown>;
+const small = { id: 'f1', name: 'm1.small', vcpus: 1, ramMb: 2048, diskGb: 20, ephemeralGb: 0, swapMb: 0, extraSpecs: {} };
+const large = { ...small, id: 'f2', name: 'm1.large', vcpus: 4, ramMb: 8192 };
+const created: M = { type: 'InstanceCreated', name: 'vm1', projectId: 'p1', userId: 'u1', flavor: small, imageId: 'img', metadata: { role: 'web' } };
+const done = (action: string, vmState: VmState): M => ({ type: 'InstanceActionCompleted', action, vmState, flavor: null, host: 'h1' });
+
+/** Events that leave a launched instance idle in `vm` (building: mid-boot, never launched). */
+function history(vm: VmState): M[] {
+  if (vm === 'building') return [created];
+  const booted = [created, { type: 'InstanceHostAssigned', host: 'h1', node: 'h1', availabilityZone: 'az1' }, done('create', 'active')];
+  if (vm === 'resized') {
+    // Through the decider, as the API and the agent would: resize, then the host's completion.
+    const out = [...booted];
+    for (const command of [{ type: 'ResizeInstance', flavor: large }, { type: 'CompleteInstanceAction', action: 'resize' }] as M[]) {
+      const d = instanceDecider.decide(fold(instanceDecider, out), command, testContext({ aggregateId: 'i1', ...admin }));
+      if (!('events' in d)) throw new Error(d.rejection.message);
+      out.push(...(d.events as M[]));
+    }
+    return out;
+  }
+  return vm === 'active' ? booted : [...booted, done('test-setup', vm)];
+}
+
+const admin = { actor: { userId: 'admin', projectId: 'p0', roles: ['admin', 'member', 'reader'] } };
+const member = { actor: { userId: 'u1', projectId: 'p1', roles: ['member', 'reader'] } };
+
+function decide(events: M[], command: M, who = admin) {
+  const state = fold(instanceDecider, events);
+  return { state, decision: instanceDecider.decide(state, command, testContext({ aggregateId: 'i1', version: events.length, ...who })) };
+}
+
+/** Applies a decision's events, then completes the action if it started one. */
+function run(events: M[], command: M, who = admin): MachineState {
+  const { state, decision } = decide(events, command, who);
+  if (!('events' in decision)) throw new Error(`refused: ${decision.rejection.message}`);
+  let next = fold(instanceDecider, decision.events, state);
+  if (decision.events.some((e) => e.type === 'InstanceActionStarted')) {
+    const action = (decision.events.find((e) => e.type === 'InstanceActionStarted') as M).action;
+    const completion = instanceDecider.decide(next, { type: 'CompleteInstanceAction', action } as M, testContext({ aggregateId: 'i1' }));
+    if (!('events' in completion)) throw new Error(`completion refused: ${completion.rejection.message}`);
+    next = fold(instanceDecider, completion.events, next);
+  }
+  return next;
+}
+
+// Nova's table: allowed vm_states (task_state idle) and the resulting vm_state.
+const NOVA: Record<string, { allowed: VmState[] | 'any'; result: (from: VmState) => VmState; command: M }> = {
+  DeleteInstance: { allowed: 'any', result: () => 'deleted', command: { type: 'DeleteInstance' } },
+  ForceDeleteInstance: { allowed: ['soft-delete'], result: () => 'deleted', command: { type: 'ForceDeleteInstance' } },
+  RestoreInstance: { allowed: ['soft-delete'], result: () => 'active', command: { type: 'RestoreInstance' } },
+  StartInstance: { allowed: ['stopped'], result: () => 'active', command: { type: 'StartInstance' } },
+  StopInstance: { allowed: ['active', 'error'], result: () => 'stopped', command: { type: 'StopInstance' } },
+  RebootInstance: { allowed: ['active'], result: () => 'active', command: { type: 'RebootInstance' } },
+  HardRebootInstance: { allowed: ['active', 'stopped', 'paused', 'suspended', 'error'], result: () => 'active', command: { type: 'HardRebootInstance' } },
+  RebuildInstance: { allowed: ['active', 'stopped', 'error'], result: (from) => (from === 'stopped' ? 'stopped' : 'active'), command: { type: 'RebuildInstance', imageId: 'img2' } },
+  ResizeInstance: { allowed: ['active', 'stopped'], result: () => 'resized', command: { type: 'ResizeInstance', flavor: large } },
+  ConfirmResizeInstance: { allowed: ['resized'], result: () => 'active', command: { type: 'ConfirmResizeInstance' } },
+  RevertResizeInstance: { allowed: ['resized'], result: () => 'active', command: { type: 'RevertResizeInstance' } },
+  MigrateInstance: { allowed: ['active', 'stopped'], result: () => 'resized', command: { type: 'MigrateInstance' } },
+  LiveMigrateInstance: { allowed: ['active', 'paused'], result: (from) => from, command: { type: 'LiveMigrateInstance' } },
+  EvacuateInstance: { allowed: ['active', 'stopped', 'error'], result: () => 'stopped', command: { type: 'EvacuateInstance' } },
+  PauseInstance: { allowed: ['active'], result: () => 'paused', command: { type: 'PauseInstance' } },
+  UnpauseInstance: { allowed: ['paused'], result: () => 'active', command: { type: 'UnpauseInstance' } },
+  SuspendInstance: { allowed: ['active'], result: () => 'suspended', command: { type: 'SuspendInstance' } },
+  ResumeInstance: { allowed: ['suspended'], result: () => 'active', command: { type: 'ResumeInstance' } },
+  LockInstance: { allowed: 'any', result: (from) => from, command: { type: 'LockInstance', reason: 'maintenance' } },
+  UnlockInstance: { allowed: 'any', result: (from) => from, command: { type: 'UnlockInstance' } },
+  RescueInstance: { allowed: ['active', 'stopped', 'error'], result: () => 'rescued', command: { type: 'RescueInstance' } },
+  UnrescueInstance: { allowed: ['rescued'], result: () => 'active', command: { type: 'UnrescueInstance' } },
+  ShelveInstance: { allowed: ['active', 'stopped', 'paused', 'suspended'], result: () => 'shelved_offloaded', command: { type: 'ShelveInstance', offload: true } },
+  ShelveOffloadInstance: { allowed: ['shelved'], result: () => 'shelved_offloaded', command: { type: 'ShelveOffloadInstance' } },
+  UnshelveInstance: { allowed: ['shelved', 'shelved_offloaded'], result: () => 'active', command: { type: 'UnshelveInstance' } },
+  CreateInstanceImage: { allowed: ['active', 'stopped', 'paused', 'suspended'], result: (from) => from, command: { type: 'CreateInstanceImage', imageId: 'snap', name: 's' } },
+  CreateInstanceBackup: { allowed: ['active', 'stopped', 'paused', 'suspended'], result: (from) => from, command: { type: 'CreateInstanceBackup', imageId: 'bak', name: 'b' } },
+  ChangeInstancePassword: { allowed: ['active'], result: () => 'active', command: { type: 'ChangeInstancePassword' } },
+  SetInstanceMetadata: { allowed: ['active', 'paused', 'suspended', 'stopped'], result: (from) => from, command: { type: 'SetInstanceMetadata', items: { tier: 'gold' }, maxItems: 128 } },
+  DeleteInstanceMetadata: { allowed: ['active', 'paused', 'suspended', 'stopped'], result: (from) => from, command: { type: 'DeleteInstanceMetadata', key: 'role' } },
+  ResetInstanceState: { allowed: 'any', result: () => 'active', command: { type: 'ResetInstanceState', vmState: 'active' } },
+};
+// Actions that need a finished first boot (everything but delete, lock, unlock, reset state).
+const NO_LAUNCH_NEEDED = new Set(['DeleteInstance', 'LockInstance', 'UnlockInstance', 'ResetInstanceState']);
+const LIVE_STATES = VM_STATES.filter((s) => s !== 'deleted');
+
+describe('every server action from every vm_state', () => {
+  for (const [type, nova] of Object.entries(NOVA)) {
+    it.each(LIVE_STATES)(`${type} from %s`, (vm) => {
+      const events = history(vm);
+      const allowed = (nova.allowed === 'any' || nova.allowed.includes(vm)) && (vm !== 'building' || NO_LAUNCH_NEEDED.has(type));
+      const { decision } = decide(events, nova.command);
+      if (allowed) {
+        expect(decision, JSON.stringify(decision)).toHaveProperty('events');
+        const after = run(events, nova.command);
+        expect(after.value).toBe(nova.result(vm));
+      } else {
+        expect(decision).toMatchObject({ rejection: { code: 'FAILED_PRECONDITION', state: vm } });
+        if ('rejection' in decision) expect(decision.rejection.message).toContain(`vm_state ${vm}`);
+      }
+    });
+  }
+
+  it('covers every action the machine knows', () => {
+    const machineActions = instanceDecider.allowedCommands(fold(instanceDecider, history('active')));
+    for (const c of machineActions) expect(Object.keys(NOVA).concat(['AdvanceInstanceTask', 'AssignInstanceHost', 'CompleteInstanceAction', 'FailInstanceAction', 'ReportPowerState'])).toContain(c);
+  });
+});
+
+describe('the lock', () => {
+  const locked = [...history('active'), { type: 'InstanceLocked', reason: 'maintenance', byAdmin: false }];
+  it('refuses lock-checked actions to non-admins, naming the lock and its reason', () => {
+    const { decision } = decide(locked, { type: 'StopInstance' }, member);
+    expect(decision).toMatchObject({ rejection: { code: 'FAILED_PRECONDITION', state: 'locked', message: 'Instance i1 is locked: maintenance' } });
+    expect(run(locked, { type: 'StopInstance' }, admin).value).toBe('stopped');
+  });
+  it('lets non-lock-checked actions through (create image), and the owner unlock their own lock', () => {
+    expect(decide(locked, { type: 'CreateInstanceImage', imageId: 'x' }, member).decision).toHaveProperty('events');
+    expect((run(locked, { type: 'UnlockInstance' }, member).context as { locked: boolean }).locked).toBe(false);
+  });
+  it('keeps an admin lock from being lifted by a non-admin', () => {
+    const byAdmin = [...history('active'), { type: 'InstanceLocked', reason: '', byAdmin: true }];
+    expect(decide(byAdmin, { type: 'UnlockInstance' }, member).decision).toMatchObject({ rejection: { code: 'PERMISSION_DENIED' } });
+  });
+});
+
+describe('task_state guards', () => {
+  const stopping = [...history('active'), { type: 'InstanceActionStarted', action: 'stop', taskState: 'powering-off', resultVm: 'stopped' }];
+  it('refuses a second action while one runs, naming the task_state', () => {
+    expect(decide(stopping, { type: 'PauseInstance' }).decision).toMatchObject({
+      rejection: { code: 'FAILED_PRECONDITION', state: 'active/powering-off', message: "Cannot 'pause' instance i1 while it is in task_state powering-off" },
+    });
+  });
+  it('lets a hard reboot interrupt a soft reboot, not a power-off', () => {
+    const rebooting = [...history('active'), { type: 'InstanceActionStarted', action: 'reboot', taskState: 'rebooting', resultVm: 'active' }];
+    expect(decide(rebooting, { type: 'HardRebootInstance' }).decision).toHaveProperty('events');
+    expect(decide(stopping, { type: 'HardRebootInstance' }).decision).toHaveProperty('rejection');
+  });
+  it('refuses admin-only actions to members with PERMISSION_DENIED', () => {
+    expect(decide(history('active'), { type: 'MigrateInstance' }, member).decision).toMatchObject({ rejection: { code: 'PERMISSION_DENIED' } });
+  });
+});
+
+describe('boot, failure, resize and status', () => {
+  it('boots through Nova task states to ACTIVE, showing BUILD meanwhile', () => {
+    let s = fold(instanceDecider, [created]);
+    expect(statusOf(s)).toBe('BUILD');
+    for (const command of [
+      { type: 'AssignInstanceHost', host: 'h7', availabilityZone: 'az2' },
+      { type: 'AdvanceInstanceTask', taskState: 'networking' },
+      { type: 'AdvanceInstanceTask', taskState: 'block_device_mapping' },
+      { type: 'AdvanceInstanceTask', taskState: 'spawning' },
+      { type: 'CompleteInstanceAction', action: 'create' },
+    ] as M[]) {
+      const d = instanceDecider.decide(s, command, testContext({ aggregateId: 'i1' }));
+      if (!('events' in d)) throw new Error(d.rejection.message);
+      s = fold(instanceDecider, d.events, s);
+    }
+    expect(s.value).toBe('active');
+    expect(statusOf(s)).toBe('ACTIVE');
+    expect(s.context).toMatchObject({ host: 'h7', availabilityZone: 'az2', launched: true, task: null, powerState: 1 });
+  });
+
+  it('goes to ERROR with the fault when the boot fails, and refuses a completion for another action', () => {
+    const s = fold(instanceDecider, [created]);
+    expect(instanceDecider.decide(s, { type: 'CompleteInstanceAction', action: 'stop' } as M, testContext())).toMatchObject({ rejection: { code: 'FAILED_PRECONDITION' } });
+    const d = instanceDecider.decide(s, { type: 'FailInstanceAction', action: 'create', code: 500, message: 'No valid host was found. ' } as M, testContext());
+    const failed = fold(instanceDecider, (d as { events: M[] }).events, s);
+    expect(failed.value).toBe('error');
+    expect(statusOf(failed)).toBe('ERROR');
+    expect(failed.context).toMatchObject({ fault: { code: 500, message: 'No valid host was found. ' } });
+  });
+
+  it('rolls a failed pause back to active with a fault', () => {
+    const pausing = [...history('active'), { type: 'InstanceActionStarted', action: 'pause', taskState: 'pausing', resultVm: 'paused' }] as M[];
+    const s = fold(instanceDecider, pausing);
+    const d = instanceDecider.decide(s, { type: 'FailInstanceAction', action: 'pause', message: 'hypervisor said no' } as M, testContext());
+    expect(fold(instanceDecider, (d as { events: M[] }).events, s).value).toBe('active');
+  });
+
+  it('resizes to the new flavor on confirm, and back to the old on revert', () => {
+    expect((run(history('resized'), { type: 'ConfirmResizeInstance' }).context as { flavor: { id: string } }).flavor.id).toBe('f2');
+    expect((run(history('resized'), { type: 'RevertResizeInstance' }).context as { flavor: { id: string } }).flavor.id).toBe('f1');
+    expect(statusOf(fold(instanceDecider, history('resized')))).toBe('VERIFY_RESIZE');
+  });
+
+  it('refuses metadata beyond the quota with RESOURCE_EXHAUSTED naming it', () => {
+    expect(decide(history('active'), { type: 'SetInstanceMetadata', items: { a: '1', b: '2' }, maxItems: 2 }).decision).toMatchObject({
+      rejection: { code: 'RESOURCE_EXHAUSTED', message: expect.stringContaining('metadata_items') },
+    });
+  });
+
+  it('stops an instance whose guest shut itself down (power-state sync)', () => {
+    const s = fold(instanceDecider, history('active'));
+    const d = instanceDecider.decide(s, { type: 'ReportPowerState', powerState: 4 } as M, testContext());
+    expect(fold(instanceDecider, (d as { events: M[] }).events, s).value).toBe('stopped');
+  });
+
+  it('deletes a server that never got a host at once, and says NOT_FOUND after', () => {
+    const d = decide([created], { type: 'DeleteInstance' }).decision as { events: M[] };
+    expect(d.events.map((e) => e.type)).toEqual(['InstanceActionCompleted']);
+    const gone = [created, ...d.events];
+    expect(decide(gone, { type: 'StopInstance' }).decision).toMatchObject({ rejection: { code: 'NOT_FOUND' } });
+  });
+});
