@@ -2,7 +2,7 @@
 // nothing; removing a user who is not a member is NOT_FOUND (explained by the decider).
 import { assign, enqueueActions } from 'xstate';
 import type { Message } from '../kernel/decider.js';
-import { resourceMachine, type ResourceContext, type ResourceMachineSpec } from './resource.machine.js';
+import { resourceMachine, type ResourceContext, type ResourceMachineSpec } from '../kernel/resource.machine.js';
 
 type Ev = Message & { userId: string };
 

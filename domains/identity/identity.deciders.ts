@@ -7,7 +7,7 @@ import { machineDecider, type MachineState } from '../kernel/machine-decider.js'
 import type { Rejection } from '../kernel/rejection.js';
 import { groupExtraCommands, groupExtraEvents, groupSpec } from './group.machine.js';
 import { nameClaimCommands, nameClaimEvents, nameClaimMachine } from './name-claim.machine.js';
-import { commandTypesOf, eventTypesOf, resourceMachine, type ResourceMachineSpec } from './resource.machine.js';
+import { commandTypesOf, eventTypesOf, resourceMachine, type ResourceMachineSpec } from '../kernel/resource.machine.js';
 import { roleAssignmentCommands, roleAssignmentEvents, roleAssignmentMachine } from './role-assignment.machine.js';
 import { tokenCommands, tokenEvents, tokenMachine } from './token.machine.js';
 import { userExtraCommands, userExtraEvents, userSpec } from './user.machine.js';

@@ -3,7 +3,7 @@
 // decider stays pure and operators configure it at the API.
 import { assign, enqueueActions } from 'xstate';
 import type { CommandContext, Message } from '../kernel/decider.js';
-import { resourceMachine, type ResourceContext, type ResourceMachineSpec } from './resource.machine.js';
+import { resourceMachine, type ResourceContext, type ResourceMachineSpec } from '../kernel/resource.machine.js';
 
 type Ev = Message & Record<string, unknown> & { meta: CommandContext };
 

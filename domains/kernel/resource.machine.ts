@@ -1,9 +1,9 @@
-// One lifecycle for the plain identity resources (domain, project, group, role, region,
-// service, endpoint, and the base of user): absent -> live -> deleted, where "live" is
+// One lifecycle for plain resources (identity's domains, projects, groups, roles, regions,
+// services, endpoints and users; compute's flavors, ...): absent -> live -> deleted, where "live" is
 // enabled/disabled for resources that can be switched off and "active" otherwise.
 // Commands only emit; events move and assign, so the state stays the fold of the events.
 import { assign, enqueueActions, setup, type AnyStateMachine } from 'xstate';
-import type { CommandContext, Message } from '../kernel/decider.js';
+import type { CommandContext, Message } from './decider.js';
 
 export interface ResourceContext {
   resource: Record<string, unknown> | null;
