@@ -45,6 +45,8 @@ export interface InstanceContext {
   fault: { code: number; message: string } | null;
   /** Set by shelve: offload right away (Nova's shelved_offload_time = 0). */
   offloadOnShelve: boolean;
+  /** Hosts this boot failed on, in order (the scheduler skips them; their count bounds retries). */
+  failedHosts: string[];
 }
 
 export type TaskGuard = 'null' | 'any' | readonly (TaskState | null)[];

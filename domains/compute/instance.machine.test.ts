@@ -112,7 +112,7 @@ describe('every server action from every vm_state', () => {
 
   it('covers every action the machine knows', () => {
     const machineActions = instanceDecider.allowedCommands(fold(instanceDecider, history('active')));
-    for (const c of machineActions) expect(Object.keys(NOVA).concat(['AdvanceInstanceTask', 'AssignInstanceHost', 'CompleteInstanceAction', 'FailInstanceAction', 'ReportPowerState'])).toContain(c);
+    for (const c of machineActions) expect(Object.keys(NOVA).concat(['AdvanceInstanceTask', 'AssignInstanceHost', 'CompleteInstanceAction', 'FailInstanceAction', 'RescheduleInstance', 'ReportPowerState'])).toContain(c);
   });
 });
 
@@ -178,6 +178,18 @@ describe('boot, failure, resize and status', () => {
     expect(failed.value).toBe('error');
     expect(statusOf(failed)).toBe('ERROR');
     expect(failed.context).toMatchObject({ fault: { code: 500, message: 'No valid host was found. ' } });
+  });
+
+  it('goes back to scheduling when the spawn fails on its host, remembering the host', () => {
+    const onHost = [created, { type: 'InstanceHostAssigned', host: 'h1', node: 'h1', availabilityZone: 'az1' }, { type: 'InstanceTaskChanged', taskState: 'spawning' }] as M[];
+    const s = fold(instanceDecider, onHost);
+    const d = instanceDecider.decide(s, { type: 'RescheduleInstance', reason: 'spawn failed: disk full' } as M, testContext());
+    const next = fold(instanceDecider, (d as { events: M[] }).events, s);
+    expect(next.context).toMatchObject({ task: 'scheduling', host: '', failedHosts: ['h1'] });
+    expect(statusOf(next)).toBe('BUILD');
+    // Not on a running server, nor before a host was assigned.
+    expect(instanceDecider.decide(fold(instanceDecider, history('active')), { type: 'RescheduleInstance' } as M, testContext())).toHaveProperty('rejection');
+    expect(instanceDecider.decide(fold(instanceDecider, [created]), { type: 'RescheduleInstance' } as M, testContext())).toHaveProperty('rejection');
   });
 
   it('rolls a failed pause back to active with a fault', () => {

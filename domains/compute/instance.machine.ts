@@ -16,7 +16,7 @@ export const initialInstanceContext: Ctx = {
   vm: 'building', task: null, action: null, previousVm: null, pendingVm: null,
   name: '', projectId: '', userId: '', flavor: null, newFlavor: null, oldFlavor: null, imageId: '', keyName: '',
   availabilityZone: '', serverGroupId: '', metadata: {}, host: '', node: '', launched: false,
-  locked: false, lockedReason: '', lockedByAdmin: false, powerState: POWER_STATES.NOSTATE, fault: null, offloadOnShelve: true,
+  locked: false, lockedReason: '', lockedByAdmin: false, powerState: POWER_STATES.NOSTATE, fault: null, offloadOnShelve: true, failedHosts: [],
 };
 
 export const isAdmin = (e: Ev) => Boolean(e.meta?.actor.roles.includes('admin'));
@@ -115,6 +115,13 @@ const liveCommands = (vm: VmState) => {
       }),
     ),
   };
+  // A boot that failed on its host goes back to scheduling (Nova's reschedule to an alternate).
+  on.RescheduleInstance = {
+    guard: ({ context }: { context: Ctx }) => context.action === 'create' && context.task !== null && context.host !== '',
+    actions: enqueueActions(({ context, event, enqueue }: { context: Ctx; event: Ev; enqueue: any }) =>
+      enqueue.emit({ type: 'InstanceRescheduled', failedHost: context.host, reason: String(event.reason ?? '') }),
+    ),
+  };
   on.ReportPowerState = {
     actions: enqueueActions(({ context, event, enqueue }: { context: Ctx; event: Ev; enqueue: any }) => {
       if (event.powerState !== context.powerState) enqueue.emit({ type: 'InstancePowerStateObserved', powerState: event.powerState });
@@ -168,6 +175,15 @@ export const instanceMachine = setup({}).createMachine({
       })),
     },
     InstanceTaskChanged: { actions: assign(({ event }: { event: Ev }) => ({ task: event.taskState })) },
+    InstanceRescheduled: {
+      actions: assign(({ context, event }: { context: Ctx; event: Ev }) => ({
+        task: 'scheduling' as TaskState,
+        host: '',
+        node: '',
+        failedHosts: [...context.failedHosts, event.failedHost],
+        fault: { code: 500, message: event.reason },
+      })),
+    },
     InstanceHostAssigned: { actions: assign(({ context, event }: { context: Ctx; event: Ev }) => ({ host: event.host, node: event.node, availabilityZone: event.availabilityZone || context.availabilityZone })) },
     InstanceActionCompleted: toVm((c, e) => ({
       task: null, action: null, pendingVm: null, fault: null,
@@ -196,11 +212,11 @@ export const instanceMachine = setup({}).createMachine({
 
 export const INSTANCE_COMMANDS = [
   'CreateInstance', ...INSTANCE_ACTIONS.map((a) => a.command).filter((c, i, all) => all.indexOf(c) === i),
-  'AdvanceInstanceTask', 'AssignInstanceHost', 'CompleteInstanceAction', 'FailInstanceAction', 'ReportPowerState',
+  'AdvanceInstanceTask', 'AssignInstanceHost', 'CompleteInstanceAction', 'FailInstanceAction', 'RescheduleInstance', 'ReportPowerState',
 ] as const;
 
 export const INSTANCE_EVENTS = [
-  'InstanceCreated', 'InstanceActionStarted', 'InstanceTaskChanged', 'InstanceHostAssigned', 'InstanceActionCompleted',
+  'InstanceCreated', 'InstanceActionStarted', 'InstanceTaskChanged', 'InstanceRescheduled', 'InstanceHostAssigned', 'InstanceActionCompleted',
   'InstanceActionFailed', 'InstanceLocked', 'InstanceUnlocked', 'InstanceMetadataSet', 'InstanceMetadataDeleted', 'InstancePowerStateObserved',
 ] as const;
 
