@@ -1,7 +1,9 @@
 // The domains the all-in-one process hosts: each a name and its aggregates (decider + codec).
-// Compute, network, block, image, object and metering join as their issues land.
+// Network, block, image, object and metering join as their issues land.
 import type { AggregateDefinition } from '../domains/kernel/decider.js';
+import { COMPUTE_DOMAIN } from '../domains/compute/compute.types.js';
 import { IDENTITY_DOMAIN } from '../domains/identity/identity.types.js';
+import { computeDefinitions } from './codecs/compute.codec.js';
 import { identityDefinitions } from './codecs/identity.codec.js';
 
 export interface HostedDomain {
@@ -9,4 +11,7 @@ export interface HostedDomain {
   aggregates: AggregateDefinition[];
 }
 
-export const hostedDomains: HostedDomain[] = [{ name: IDENTITY_DOMAIN, aggregates: identityDefinitions }];
+export const hostedDomains: HostedDomain[] = [
+  { name: IDENTITY_DOMAIN, aggregates: identityDefinitions },
+  { name: COMPUTE_DOMAIN, aggregates: computeDefinitions },
+];

@@ -16,6 +16,12 @@ export interface ProtoCodecOptions {
   eventTypes: readonly string[];
   /** Pure field rules: throws InvalidArgumentError naming the field. */
   validate?: (command: Message & Record<string, unknown>) => void;
+  /**
+   * Per message type, its proto3 `optional` fields (camelCase) that the deciders hold as null:
+   * absent on the wire decodes as null (null encodes as absent), where other `optional` fields
+   * decode as absent keys and plain fields as their defaults ("" for a string).
+   */
+  nullable?: Readonly<Record<string, readonly string[]>>;
 }
 
 export function protoCodec(options: ProtoCodecOptions): DeciderCodec<MachineState, Message, Message> {
@@ -25,9 +31,18 @@ export function protoCodec(options: ProtoCodecOptions): DeciderCodec<MachineStat
     if (!t) throw new InvalidArgumentError('type', `unknown type ${type}`);
     return t;
   };
+  const nullable = new Map(Object.entries(options.nullable ?? {}));
+  for (const [type, fields] of nullable) {
+    for (const f of fields) {
+      const field = typeOf(type).fields[f];
+      if (!field?.options?.proto3_optional) throw new Error(`${options.protoPackage}.${type}.${f} is not a proto3 optional field: it cannot be nullable`);
+    }
+  }
   const decode = (type: string, payload: Uint8Array) => {
     const t = typeOf(type);
-    return { ...(t.toObject(t.decode(payload), TO_OBJECT) as Record<string, unknown>), type } as Message & Record<string, unknown>;
+    const object = t.toObject(t.decode(payload), TO_OBJECT) as Record<string, unknown>;
+    for (const f of nullable.get(type) ?? []) object[f] ??= null;
+    return { ...object, type } as Message & Record<string, unknown>;
   };
   const encode = ({ type, ...rest }: Message & Record<string, unknown>) => {
     const t = typeOf(type);
