@@ -14,8 +14,8 @@ export interface BootView {
   action: string | null;
   host: string;
   failedHosts: readonly string[];
-  /** The host holding a claim for this instance, if any (from ResourcesClaimed/Released). */
-  claimHost: string;
+  /** Hosts holding a claim for this instance (from ResourcesClaimed/Released). */
+  claimHosts: readonly string[];
   quotaHeld: boolean;
   /** When the boot last moved on (host assigned, task changed), by the log's clock. */
   lastProgressMs: number;
@@ -34,20 +34,21 @@ export type BootStep =
   | { kind: 'assign'; host: string }
   | { kind: 'reschedule'; reason: string }
   | { kind: 'fail'; message: string }
-  | { kind: 'release'; claimHost: string; quota: boolean };
+  | { kind: 'release'; claimHosts: readonly string[]; quota: boolean };
 
 const SPAWNING: readonly (TaskState | null)[] = ['networking', 'block_device_mapping', 'spawning'];
 
 export function nextBootStep(v: BootView, nowMs: number, o: BootOptions): BootStep {
-  if (v.vm === 'deleted') return v.claimHost || v.quotaHeld ? { kind: 'release', claimHost: v.claimHost, quota: v.quotaHeld } : { kind: 'wait' };
-  if (v.vm === 'error' && v.action === null) return v.claimHost ? { kind: 'release', claimHost: v.claimHost, quota: false } : { kind: 'wait' };
-  if (v.action !== 'create') return { kind: 'wait' };
+  if (v.action !== 'create') return settle(v);
 
   if (v.task === 'scheduling') {
     // A claim left by an attempt that failed: give it back before anything else.
-    if (v.claimHost && v.failedHosts.includes(v.claimHost)) return { kind: 'release', claimHost: v.claimHost, quota: false };
+    const stale = v.claimHosts.filter((h) => v.failedHosts.includes(h));
+    if (stale.length > 0) return { kind: 'release', claimHosts: stale, quota: false };
     // Claimed but not yet assigned (the runner stopped in between): finish the assignment.
-    if (v.claimHost) return { kind: 'assign', host: v.claimHost };
+    if (v.claimHosts.length > 0 && !v.host) return { kind: 'assign', host: v.claimHosts[0] };
+    // Assigned: the host's agent takes it from here (its first report moves the task on).
+    if (v.host) return timedOut(v, nowMs, o) ?? { kind: 'wait' };
     if (v.failedHosts.length >= o.maxAttempts) {
       return {
         kind: 'fail',
@@ -56,8 +57,25 @@ export function nextBootStep(v: BootView, nowMs: number, o: BootOptions): BootSt
     }
     return { kind: 'schedule', ignoreHosts: v.failedHosts };
   }
-  if (v.host && SPAWNING.includes(v.task) && nowMs - v.lastProgressMs > o.bootTimeoutMs) {
-    return { kind: 'reschedule', reason: `host ${v.host} did not finish the boot within ${Math.round(o.bootTimeoutMs / 1000)} s` };
-  }
+  if (v.host && SPAWNING.includes(v.task)) return timedOut(v, nowMs, o) ?? { kind: 'wait' };
   return { kind: 'wait' };
 }
+
+/**
+ * Claims and quota a server no longer needs once no action runs: everything when it is deleted
+ * (quota too); otherwise claims on hosts other than its own (a boot that ended in ERROR before
+ * any host took it, an offloaded shelve, the leftovers of a move). An ERROR server on a host keeps
+ * its allocation and its quota, as in Nova.
+ */
+export function settle(v: BootView & { sourceHost?: string }): BootStep {
+  if (v.action !== null) return { kind: 'wait' };
+  if (v.vm === 'deleted') return v.claimHosts.length > 0 || v.quotaHeld ? { kind: 'release', claimHosts: v.claimHosts, quota: v.quotaHeld } : { kind: 'wait' };
+  const keep = v.vm === 'resized' && v.sourceHost ? [v.host, v.sourceHost] : [v.host];
+  const stray = v.claimHosts.filter((h) => !keep.includes(h));
+  return stray.length > 0 ? { kind: 'release', claimHosts: stray, quota: false } : { kind: 'wait' };
+}
+
+const timedOut = (v: BootView, nowMs: number, o: BootOptions): BootStep | undefined =>
+  nowMs - v.lastProgressMs > o.bootTimeoutMs
+    ? { kind: 'reschedule', reason: `host ${v.host} did not finish the boot within ${Math.round(o.bootTimeoutMs / 1000)} s` }
+    : undefined;
