@@ -17,12 +17,11 @@ import {
   type IdentityQueries,
   type Where,
 } from '../../projections/identity/identity.queries.js';
-import { InvalidTokenError } from '../auth/fernet.js';
+import type { Authenticator } from '../auth/authenticator.js';
 import { dummyVerify, hashPassword, verifyPassword } from '../auth/password.js';
-import type { RevocationIndex } from '../auth/revocations.js';
 import { newAuditId, type TokenCodec, type TokenPayload, type TokenScope } from '../auth/token.js';
 import { ApiError, invalid, refuse, toServiceError } from '../errors.js';
-import { caller as callerOf, type Caller } from '../policy/policy.js';
+import type { Caller } from '../policy/policy.js';
 import { identityPolicy } from '../policy/identity.policy.js';
 import { resourceId, type IdentityWriter } from './identity.writer.js';
 
@@ -33,8 +32,8 @@ export interface IdentityServiceOptions {
   writer: IdentityWriter;
   queries: IdentityQueries;
   tokens: TokenCodec;
-  revocations: RevocationIndex;
-  adminProjectId: string;
+  /** Who calls: token validation and revocation, shared with the other services. */
+  authenticator: Authenticator;
   /** Token lifetime (Keystone's [token] expiration, 3600 s). */
   tokenTtlMs: number;
   /** Failed password attempts in a row before a lockout (0: never), and its length. */
@@ -45,15 +44,6 @@ export interface IdentityServiceOptions {
 }
 
 const UNAUTHENTICATED = 'the request you have made requires authentication: invalid credentials';
-
-/** The token a call carries: x-auth-token, or authorization: Bearer <token>. */
-export function tokenFromMetadata(metadata: Metadata): string | undefined {
-  const direct = metadata.get('x-auth-token')[0];
-  if (direct) return String(direct);
-  const auth = metadata.get('authorization')[0];
-  const m = auth ? /^Bearer\s+(\S+)$/i.exec(String(auth)) : null;
-  return m ? m[1] : undefined;
-}
 
 const KINDS = {
   domain: { noun: 'Domain', plural: 'Domains', listField: 'domains', filters: { name: 'name' } },
@@ -101,31 +91,13 @@ function fromRequest(kind: Kind, input: Req | undefined, id: string): Record<str
 }
 
 export function createIdentityService(o: IdentityServiceOptions): UntypedServiceImplementation {
-  const { writer, queries, tokens, revocations } = o;
+  const { writer, queries, tokens } = o;
   const now = o.now ?? Date.now;
 
-  // ---- authentication ----------------------------------------------------------------------
+  // ---- authentication (shared with every service: api/auth/authenticator.ts) --------------
 
-  function validateToken(token: string): TokenPayload {
-    let payload: TokenPayload;
-    try {
-      payload = tokens.validate(token, now());
-    } catch (e) {
-      if (e instanceof InvalidTokenError) {
-        throw refuse('UNAUTHENTICATED', e.reason === 'expired' ? 'the token has expired' : 'the token is not valid');
-      }
-      throw e;
-    }
-    const why = revocations.revoked(payload);
-    if (why) throw refuse('UNAUTHENTICATED', `the token was revoked: ${why}`);
-    return payload;
-  }
-
-  function authenticate(metadata: Metadata): Caller {
-    const token = tokenFromMetadata(metadata);
-    if (!token) throw refuse('UNAUTHENTICATED', 'no token: send it in x-auth-token or authorization: Bearer <token> metadata');
-    return callerOf(validateToken(token), { adminProjectId: o.adminProjectId });
-  }
+  const validateToken = (token: string): TokenPayload => o.authenticator.validateToken(token);
+  const authenticate = (metadata: Metadata): Caller => o.authenticator.authenticate(metadata);
 
   // ---- the RPC wrapper ---------------------------------------------------------------------
 
