@@ -27,6 +27,14 @@ export interface InstanceView extends BootView {
   actionVersion: number;
   /** The host a move left, until it is confirmed or reverted. */
   sourceHost: string;
+  /** A host was assigned during the current action (a boot's or a move's destination). */
+  assigned: boolean;
+  /** Of the current action: its task_state at the start, the image it names, whether a shelve offloads. */
+  startTask: TaskState | null;
+  actionImageId: string;
+  offload: boolean;
+  /** Why the last action failed or the boot was rescheduled (Nova's fault message). */
+  fault: string;
   version: number;
 }
 
@@ -111,7 +119,7 @@ export class ComputeView {
         instanceId: e.aggregateId, vm: 'building', task: 'scheduling', action: 'create', host: '', failedHosts: [], claimHosts: [], quotaHeld: this.quotaHeld.has(e.aggregateId), lastProgressMs: e.occurredAtMs,
         name: e.name, projectId: e.projectId, userId: e.userId, flavor: e.flavor ?? null, newFlavor: null, imageId: e.imageId,
         availabilityZone: e.availabilityZone ?? '', serverGroupId: e.serverGroupId ?? '', powerState: POWER_STATES.NOSTATE,
-        actionVersion: e.version, sourceHost: '', version: e.version,
+        actionVersion: e.version, sourceHost: '', assigned: false, startTask: 'scheduling', actionImageId: '', offload: false, fault: '', version: e.version,
       };
       // Claims may precede the instance in the fold (other partitions): pick them up.
       for (const h of this.hosts.values()) if (h.claims.has(i.instanceId)) i.claimHosts.push(h.id);
@@ -126,6 +134,10 @@ export class ComputeView {
         i.task = (e.taskState || null) as TaskState | null;
         i.newFlavor = e.newFlavor ?? null;
         i.actionVersion = e.version;
+        i.assigned = false;
+        i.startTask = i.task;
+        i.actionImageId = e.imageId ?? '';
+        i.offload = Boolean(e.offload);
         i.lastProgressMs = e.occurredAtMs;
         if (e.action === 'create' || e.action === 'unshelve') i.failedHosts = [];
         break;
@@ -135,13 +147,16 @@ export class ComputeView {
         break;
       case 'InstanceRescheduled':
         i.failedHosts = [...i.failedHosts, e.failedHost];
+        i.fault = e.reason ?? '';
         i.host = '';
+        i.assigned = false;
         i.task = 'scheduling';
         i.lastProgressMs = e.occurredAtMs;
         break;
       case 'InstanceHostAssigned':
         if (i.host && i.host !== e.host) i.sourceHost = i.host;
         i.host = e.host;
+        i.assigned = true;
         if (e.availabilityZone) i.availabilityZone = e.availabilityZone;
         i.lastProgressMs = e.occurredAtMs;
         break;
@@ -149,6 +164,7 @@ export class ComputeView {
         i.vm = e.vmState as VmState;
         i.task = null;
         i.action = null;
+        i.assigned = false;
         if (e.flavor) i.flavor = e.flavor;
         i.newFlavor = null;
         i.host = e.host ?? i.host;
@@ -160,7 +176,9 @@ export class ComputeView {
         i.vm = e.vmState as VmState;
         i.task = null;
         i.action = null;
+        i.assigned = false;
         i.newFlavor = null;
+        i.fault = e.fault?.message ?? '';
         i.lastProgressMs = e.occurredAtMs;
         break;
       case 'InstancePowerStateObserved':

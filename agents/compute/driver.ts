@@ -1,0 +1,35 @@
+// What a compute agent needs from a hypervisor. Every operation is idempotent (the agent may
+// repeat one after a crash): spawning a guest that runs, or destroying one that is gone, succeeds.
+// Drivers: `fake` (in process, for scale tests) and, with the next issue, `qemu`.
+import type { FlavorRef } from '../../domains/compute/instance.actions.js';
+
+export interface GuestSpec {
+  instanceId: string;
+  name: string;
+  flavor: FlavorRef;
+  imageId: string;
+}
+
+export interface ComputeDriver {
+  readonly kind: string;
+  /** Creates and starts the guest (boot, unshelve, arrival of a moved guest). */
+  spawn(spec: GuestSpec): Promise<void>;
+  /** Stops and removes the guest and its files. */
+  destroy(instanceId: string): Promise<void>;
+  powerOff(instanceId: string): Promise<void>;
+  powerOn(instanceId: string): Promise<void>;
+  reboot(instanceId: string, hard: boolean): Promise<void>;
+  pause(instanceId: string): Promise<void>;
+  unpause(instanceId: string): Promise<void>;
+  suspend(instanceId: string): Promise<void>;
+  resume(instanceId: string): Promise<void>;
+  rescue(instanceId: string): Promise<void>;
+  unrescue(instanceId: string): Promise<void>;
+  /** Captures the guest's disk as the image `imageId`. */
+  snapshot(instanceId: string, imageId: string): Promise<void>;
+  /** Nova's power_state of the guest (NOSTATE when the driver has no such guest). */
+  powerState(instanceId: string): Promise<number>;
+  /** The guests the driver runs or holds. */
+  list(): Promise<string[]>;
+  consoleOutput(instanceId: string, lines?: number): Promise<string>;
+}

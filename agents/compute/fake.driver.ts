@@ -1,0 +1,93 @@
+// The fake hypervisor: guests are entries in a map, spawning takes a configurable time and fails
+// at a configurable rate (or on demand), so thousands of hosts fit in one process for scale and
+// fault tests. It keeps Nova's power states so the agent's reports are the real ones.
+import { POWER_STATES } from '../../domains/compute/instance.states.js';
+import type { ComputeDriver, GuestSpec } from './driver.js';
+
+export interface FakeDriverOptions {
+  /** Time a spawn takes (ms). */
+  spawnMs?: number;
+  /** Share of spawns that fail, 0..1. */
+  failureRate?: number;
+  /** Decides, per spawn, that it fails (overrides failureRate when it returns a value). */
+  failSpawn?: (spec: GuestSpec) => boolean | undefined;
+  random?: () => number;
+}
+
+interface FakeGuest {
+  spec: GuestSpec;
+  power: number;
+  rescued: boolean;
+  console: string[];
+}
+
+export class FakeDriverError extends Error {}
+
+export class FakeDriver implements ComputeDriver {
+  readonly kind = 'fake';
+  readonly guests = new Map<string, FakeGuest>();
+  readonly snapshots = new Map<string, string>();
+
+  constructor(
+    readonly hostId: string,
+    private readonly o: FakeDriverOptions = {},
+  ) {}
+
+  private guest(id: string): FakeGuest {
+    const g = this.guests.get(id);
+    if (!g) throw new FakeDriverError(`instance ${id} is not on host ${this.hostId}`);
+    return g;
+  }
+
+  async spawn(spec: GuestSpec): Promise<void> {
+    const existing = this.guests.get(spec.instanceId);
+    if (existing && existing.power === POWER_STATES.RUNNING) return;
+    if ((this.o.spawnMs ?? 0) > 0) await new Promise((r) => setTimeout(r, this.o.spawnMs));
+    const fails = this.o.failSpawn?.(spec) ?? (this.o.random ?? Math.random)() < (this.o.failureRate ?? 0);
+    if (fails) throw new FakeDriverError(`fake driver on ${this.hostId} failed to spawn ${spec.instanceId}`);
+    this.guests.set(spec.instanceId, { spec, power: POWER_STATES.RUNNING, rescued: false, console: [`booted ${spec.name} on ${this.hostId}`] });
+  }
+
+  async destroy(id: string): Promise<void> {
+    this.guests.delete(id);
+  }
+
+  private set(id: string, power: number, line: string): void {
+    const g = this.guest(id);
+    g.power = power;
+    g.console.push(line);
+  }
+
+  async powerOff(id: string) { this.set(id, POWER_STATES.SHUTDOWN, 'power off'); }
+  async powerOn(id: string) { this.set(id, POWER_STATES.RUNNING, 'power on'); }
+  async reboot(id: string, hard: boolean) { this.set(id, POWER_STATES.RUNNING, hard ? 'hard reboot' : 'reboot'); }
+  async pause(id: string) { this.set(id, POWER_STATES.PAUSED, 'paused'); }
+  async unpause(id: string) { this.set(id, POWER_STATES.RUNNING, 'unpaused'); }
+  async suspend(id: string) { this.set(id, POWER_STATES.SUSPENDED, 'suspended'); }
+  async resume(id: string) { this.set(id, POWER_STATES.RUNNING, 'resumed'); }
+  async rescue(id: string) { this.guest(id).rescued = true; this.set(id, POWER_STATES.RUNNING, 'rescue'); }
+  async unrescue(id: string) { this.guest(id).rescued = false; this.set(id, POWER_STATES.RUNNING, 'unrescue'); }
+
+  async snapshot(id: string, imageId: string): Promise<void> {
+    this.guest(id);
+    this.snapshots.set(imageId, id);
+  }
+
+  async powerState(id: string): Promise<number> {
+    return this.guests.get(id)?.power ?? POWER_STATES.NOSTATE;
+  }
+
+  async list(): Promise<string[]> {
+    return [...this.guests.keys()];
+  }
+
+  async consoleOutput(id: string, lines?: number): Promise<string> {
+    const out = this.guest(id).console;
+    return (lines ? out.slice(-lines) : out).join('\n');
+  }
+
+  /** Simulates a guest that died under the agent (the hypervisor's view changes, not the log's). */
+  crash(id: string): void {
+    this.guest(id).power = POWER_STATES.SHUTDOWN;
+  }
+}

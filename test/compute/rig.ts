@@ -1,0 +1,130 @@
+// A compute control plane for tests on either log: the compute deciders (under a per-test domain
+// name, so tests sharing one Kafka cluster never see each other's servers), the conductor, and a
+// fleet of fake-driver hosts in this process, plus boot requests sent the way the API sends them
+// and the audit of claims and quota recomputed from the log.
+import { randomUUID } from 'node:crypto';
+import { FakeDriver, type FakeDriverOptions } from '../../agents/compute/fake.driver.js';
+import { ComputeAgents, type HostConfig } from '../../agents/compute/compute.agent.js';
+import { requestBoot, type BootOutcome } from '../../api/compute/boot-request.js';
+import { auditCompute, type AuditReport } from '../../domains/compute/compute.audit.js';
+import type { ComputeEvent } from '../../domains/compute/compute.view.js';
+import type { FlavorRef } from '../../domains/compute/instance.actions.js';
+import type { Message } from '../../domains/kernel/decider.js';
+import { computeCodecFor, computeDefinitions } from '../../infra/codecs/compute.codec.js';
+import type { Actor, Reply } from '../../infra/envelope/envelope.js';
+import { decodeEvent } from '../../infra/envelope/envelope.codec.js';
+import { CommandBus } from '../../infra/runtime/command-bus.js';
+import { DeciderWorker } from '../../infra/runtime/decider-worker.js';
+import { domainTopics } from '../../infra/runtime/topology.js';
+import { Conductor, type ConductorOptions } from '../../infra/sagas/compute.conductor.js';
+import { ComputeFeed } from '../../infra/sagas/compute.feed.js';
+import { openTestLog, type Backend, type TestLog } from '../support/backends.js';
+import { settledEndOffsets } from '../support/wait.js';
+
+export const ADMIN: Actor = { userId: 'admin', projectId: 'admin', roles: ['admin'] };
+
+export const flavor = (vcpus = 1, ramMb = 512, diskGb = 1): FlavorRef => ({
+  id: `f-${vcpus}-${ramMb}-${diskGb}`, name: `m${vcpus}.${ramMb}`, vcpus, ramMb, diskGb, ephemeralGb: 0, swapMb: 0, extraSpecs: {},
+});
+
+export interface RigOptions {
+  backend: Backend;
+  hosts: number;
+  /** Availability zones the hosts are spread over (round robin). */
+  zones?: string[];
+  inventory?: HostConfig['inventory'];
+  driver?: (hostId: string) => FakeDriverOptions;
+  conductor?: Partial<ConductorOptions>;
+  heartbeatMs?: number;
+  partitions?: number;
+}
+
+export interface Rig {
+  t: TestLog;
+  domain: string;
+  feed: ComputeFeed;
+  conductor: Conductor;
+  agents: ComputeAgents;
+  drivers: Map<string, FakeDriver>;
+  hostIds: string[];
+  bus: CommandBus;
+  send(aggregateType: string, id: string, command: Message & Record<string, unknown>, actor?: Actor): Promise<Reply>;
+  boot(r: { name?: string; projectId?: string; flavor?: FlavorRef; availabilityZone?: string; serverGroupId?: string }, bus?: CommandBus): Promise<BootOutcome & { instanceId: string }>;
+  createGroup(policy: string, projectId?: string, maxServerPerHost?: number): Promise<string>;
+  audit(): Promise<AuditReport>;
+  close(): Promise<void>;
+}
+
+export async function startRig(o: RigOptions): Promise<Rig> {
+  const t = await openTestLog(o.backend, o.partitions ?? 8);
+  const domain = `compute-${t.domain}`;
+  const worker = new DeciderWorker({ log: t.log, domain, aggregates: computeDefinitions, topology: t.topology, onError: (e) => console.error(`decider: ${e.message}`) });
+  await worker.start();
+  const feed = await ComputeFeed.start(t.log, t.topology, domain);
+  const zones = o.zones ?? ['nova'];
+  const drivers = new Map<string, FakeDriver>();
+  const hostIds = Array.from({ length: o.hosts }, (_, i) => `host-${String(i).padStart(4, '0')}`);
+  const hosts: HostConfig[] = hostIds.map((hostId, i) => {
+    const driver = new FakeDriver(hostId, o.driver?.(hostId) ?? {});
+    drivers.set(hostId, driver);
+    return {
+      hostId,
+      availabilityZone: zones[i % zones.length],
+      inventory: o.inventory ?? { vcpus: { total: 16, allocationRatio: 4 }, ramMb: { total: 32768, reserved: 512, allocationRatio: 1.5 }, diskGb: { total: 200 } },
+      driver,
+    };
+  });
+  const onError = (e: Error) => console.error(e.message);
+  const agents = await ComputeAgents.start({ log: t.log, topology: t.topology, feed, hosts, heartbeatMs: o.heartbeatMs ?? 5_000, syncMs: 60_000, onError });
+  const conductor = await Conductor.start({ log: t.log, topology: t.topology, feed, tickMs: 200, onError, ...o.conductor });
+  const bus = await CommandBus.connect({ log: t.log, timeoutMs: 60_000 });
+  const send = (aggregateType: string, id: string, command: Message & Record<string, unknown>, actor = ADMIN) =>
+    bus.send({ domain, aggregateType, aggregateId: id, type: command.type, payload: computeCodecFor(aggregateType).encodeCommand(command), actor });
+  return {
+    t, domain, feed, conductor, agents, drivers, hostIds, bus, send,
+    async boot(r, via = bus) {
+      const instanceId = randomUUID();
+      const outcome = await requestBoot(
+        via,
+        {
+          instanceId, name: r.name ?? `vm-${instanceId.slice(0, 6)}`, projectId: r.projectId ?? 'p1', userId: 'u1', flavor: r.flavor ?? flavor(),
+          imageId: 'cirros', availabilityZone: r.availabilityZone, serverGroupId: r.serverGroupId, maxGroupMembers: -1,
+        },
+        { ...ADMIN, projectId: r.projectId ?? 'p1' },
+        `req-${instanceId}`,
+        { domain },
+      );
+      return { ...outcome, instanceId };
+    },
+    async createGroup(policy, projectId = 'p1', maxServerPerHost = 1) {
+      const id = randomUUID();
+      const reply = await send('server_group', id, { type: 'CreateServerGroup', serverGroup: { id, name: `g-${id.slice(0, 4)}`, projectId, userId: 'u1', policy, maxServerPerHost } });
+      if (reply.kind !== 'accepted') throw new Error(reply.rejection.message);
+      await feed.caughtUp(reply.position, reply.events.length);
+      return id;
+    },
+    async audit() {
+      const topic = domainTopics(domain).events;
+      const ends = await settledEndOffsets(t.log, topic);
+      const events: ComputeEvent[] = [];
+      for (let p = 0; p < ends.length; p++) {
+        for await (const batch of t.log.read(topic, p, 0, ends[p])) {
+          for (const r of batch) {
+            const e = decodeEvent(r.value);
+            const payload = computeCodecFor(e.aggregateType).decodeEvent(e.type, e.payload) as unknown as Record<string, unknown>;
+            events.push({ ...payload, type: e.type, aggregateType: e.aggregateType, aggregateId: e.aggregateId, version: e.version, occurredAtMs: e.occurredAtMs } as ComputeEvent);
+          }
+        }
+      }
+      return auditCompute(events);
+    },
+    async close() {
+      await conductor.close();
+      await agents.close();
+      await bus.close();
+      await feed.close();
+      await worker.stop();
+      await t.close();
+    },
+  };
+}
