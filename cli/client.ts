@@ -1,11 +1,14 @@
-// A client of the Strata gRPC API for the CLI and the tests: unary calls by method name, with
-// the token in x-auth-token metadata, over TLS that trusts the cloud's CA certificate.
-import { credentials, Metadata, type Client, type ServiceError } from '@grpc/grpc-js';
+// A client of the Strata gRPC API for the CLI and the tests: calls by method name (each method
+// goes to the service that has it: IdentityService or ComputeService), with the token in
+// x-auth-token metadata, over TLS that trusts the cloud's CA certificate.
+import { credentials, Metadata, type Client, type ClientReadableStream, type ServiceError } from '@grpc/grpc-js';
 import { readFileSync } from 'node:fs';
 import { protoRoot } from '../infra/envelope/envelope.codec.js';
 import { clientConstructor } from '../api/grpc/service-definition.js';
 
 export const IDENTITY_SERVICE = 'strata.identity.v1.IdentityService';
+export const COMPUTE_SERVICE = 'strata.compute.v1.ComputeService';
+const SERVICES = [IDENTITY_SERVICE, COMPUTE_SERVICE];
 
 export interface ClientOptions {
   /** grpcs://host:port (TLS) or grpc://host:port (plain). */
@@ -35,40 +38,69 @@ export function parseUrl(url: string): { address: string; tls: boolean } {
   return { address: m[2], tls: m[1] === 'grpcs' };
 }
 
+type Stub = Client & Record<string, (...args: unknown[]) => unknown>;
+
+const toCallError = (err: ServiceError) =>
+  new ApiCallError(err.code, err.details, err.metadata?.get('strata-field')[0]?.toString(), err.metadata?.get('strata-state')[0]?.toString());
+
 export class StrataClient {
-  private readonly client: Client & Record<string, (...args: unknown[]) => unknown>;
+  /** One stub per service, sharing the channel's address and credentials; method name -> stub. */
+  private readonly stubs: Stub[];
+  private readonly byMethod = new Map<string, Stub>();
   token: string | undefined;
 
   constructor(private readonly options: ClientOptions) {
     const { address, tls } = parseUrl(options.url);
     const ca = typeof options.caCert === 'string' ? readFileSync(options.caCert) : options.caCert;
     const creds = tls ? credentials.createSsl(ca ?? null) : credentials.createInsecure();
-    const Ctor = clientConstructor(protoRoot(), IDENTITY_SERVICE);
-    this.client = new Ctor(address, creds) as never;
+    this.stubs = SERVICES.map((name) => {
+      const Ctor = clientConstructor(protoRoot(), name);
+      const stub = new Ctor(address, creds) as Stub;
+      for (const m of protoRoot().lookupService(name).methodsArray) if (!this.byMethod.has(m.name)) this.byMethod.set(m.name, stub);
+      return stub;
+    });
     this.token = options.token;
   }
 
-  call<T = Record<string, any>>(method: string, request: Record<string, unknown> = {}, token = this.token): Promise<T> {
+  private metadata(token: string | undefined): Metadata {
     const metadata = new Metadata();
     if (token) metadata.set('x-auth-token', token);
-    const fn = this.client[method];
-    if (typeof fn !== 'function') return Promise.reject(new Error(`no RPC ${method}`));
+    return metadata;
+  }
+
+  call<T = Record<string, any>>(method: string, request: Record<string, unknown> = {}, token = this.token, options: { timeoutMs?: number } = {}): Promise<T> {
+    const stub = this.byMethod.get(method);
+    const fn = stub?.[method];
+    if (!stub || typeof fn !== 'function') return Promise.reject(new Error(`no RPC ${method}`));
     return new Promise((resolve, reject) => {
       fn.call(
-        this.client,
+        stub,
         request,
-        metadata,
-        { deadline: Date.now() + (this.options.timeoutMs ?? 30_000) },
-        (err: ServiceError | null, res: T) => {
-          if (err) {
-            reject(new ApiCallError(err.code, err.details, err.metadata?.get('strata-field')[0]?.toString(), err.metadata?.get('strata-state')[0]?.toString()));
-          } else resolve(res);
-        },
+        this.metadata(token),
+        { deadline: Date.now() + (options.timeoutMs ?? this.options.timeoutMs ?? 30_000) },
+        (err: ServiceError | null, res: T) => (err ? reject(toCallError(err)) : resolve(res)),
       );
     });
   }
 
+  /**
+   * A server-streaming call (WatchServers): each message goes to onMessage; the promise settles
+   * when the stream ends (an error status rejects it). cancel() ends it from this side.
+   */
+  stream<T = Record<string, any>>(method: string, request: Record<string, unknown>, onMessage: (message: T) => void, token = this.token): { done: Promise<void>; cancel: () => void } {
+    const stub = this.byMethod.get(method);
+    const fn = stub?.[method];
+    if (!stub || typeof fn !== 'function') return { done: Promise.reject(new Error(`no RPC ${method}`)), cancel: () => undefined };
+    const call = fn.call(stub, request, this.metadata(token)) as ClientReadableStream<T>;
+    const done = new Promise<void>((resolve, reject) => {
+      call.on('data', onMessage);
+      call.on('error', (err: ServiceError) => (err.code === 1 ? resolve() : reject(toCallError(err)))); // 1: CANCELLED by us
+      call.on('end', () => resolve());
+    });
+    return { done, cancel: () => call.cancel() };
+  }
+
   close(): void {
-    this.client.close();
+    for (const s of this.stubs) s.close();
   }
 }

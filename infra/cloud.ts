@@ -1,9 +1,14 @@
-// The all-in-one cloud's parts in one process: a decider worker per hosted domain and the
-// identity API (projection, token keys, gRPC server). infra/main.ts runs it from the
-// environment; tests start it on a temporary state directory.
+// The all-in-one cloud's parts in one process: a decider worker per hosted domain, the identity
+// API (projection, token keys) and the compute API (projection, watch streams), both services on
+// one gRPC server. infra/main.ts runs it from the environment; tests start it on a temporary
+// state directory. The compute conductor and host agents are separate parts (infra/sagas/,
+// agents/compute/) that meet these through the log.
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { startIdentityApi, type IdentityApi, type IdentityApiOptions } from '../api/identity/identity.api.js';
+import { createComputeApi, COMPUTE_SERVICE, type ComputeApi, type ComputeApiOptions } from '../api/compute/compute.api.js';
+import { startGrpcServer, type GrpcServer } from '../api/grpc/server.js';
+import { createIdentityApi, IDENTITY_SERVICE, type IdentityApi, type IdentityApiOptions } from '../api/identity/identity.api.js';
+import { protoRoot } from './envelope/envelope.codec.js';
 import { hostedDomains } from './domains.js';
 import type { Log } from './log/log.js';
 import { DeciderWorker } from './runtime/decider-worker.js';
@@ -20,11 +25,16 @@ export interface CloudOptions {
   host?: string;
   port?: number;
   identity?: Partial<Pick<IdentityApiOptions, 'tokenTtlMs' | 'lockoutAttempts' | 'lockoutDurationMs' | 'maxActiveKeys' | 'now' | 'adminProjectId'>>;
+  compute?: Partial<Pick<ComputeApiOptions, 'consoleOutput'>>;
   onError?: (error: Error) => void;
 }
 
 export interface Cloud {
+  /** The identity API's parts; its port and server are the shared ones. */
   identity: IdentityApi;
+  compute: ComputeApi;
+  server: GrpcServer;
+  port: number;
   workers: DeciderWorker[];
   close(): Promise<void>;
 }
@@ -42,20 +52,41 @@ export async function startCloud(o: CloudOptions): Promise<Cloud> {
       }),
   );
   for (const w of workers) await w.start();
-  const identity = await startIdentityApi({
+  const { implementation: identityService, ...identity } = await createIdentityApi({
     log: o.log,
     store: o.store,
     topology: o.topology,
     keysDir: join(o.stateDir, 'token-keys'),
-    tls: o.tls,
-    host: o.host,
-    port: o.port,
     ...o.identity,
   });
+  const compute = await createComputeApi({
+    log: o.log,
+    store: o.store,
+    topology: o.topology,
+    authenticator: identity.authenticator,
+    now: o.identity?.now,
+    ...o.compute,
+  });
+  const server = await startGrpcServer({
+    host: o.host,
+    port: o.port ?? 0,
+    tls: o.tls,
+    root: protoRoot(),
+    services: [
+      { name: IDENTITY_SERVICE, implementation: identityService },
+      { name: COMPUTE_SERVICE, implementation: compute.implementation },
+    ],
+  });
   return {
-    identity,
+    identity: { ...identity, port: server.port, server },
+    compute,
+    server,
+    port: server.port,
     workers,
     async close() {
+      compute.drain();
+      await server.close();
+      await compute.close();
       await identity.close();
       for (const w of workers) await w.stop();
     },

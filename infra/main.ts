@@ -1,5 +1,6 @@
 // The all-in-one Strata process: the log (embedded by default), the read-model store (SQLite by
-// default), the decider workers and the identity API on gRPC with TLS, until SIGINT/SIGTERM.
+// default), the decider workers and the identity and compute APIs on one gRPC server with TLS,
+// until SIGINT/SIGTERM.
 // Configuration: infra/config/config.ts, listed in README.md. With STRATA_BOOTSTRAP_PASSWORD
 // set, the first start also runs the bootstrap (as `strata bootstrap` does).
 import { join } from 'node:path';
@@ -32,6 +33,7 @@ const where = logConfig.backend === 'embedded' ? `embedded log at ${logConfig.pa
 console.log(`strata: all-in-one up on the ${where}; read models in ${storeConfig.kind === 'sqlite' ? storeConfig.path : 'PostgreSQL'}`);
 console.log(`strata: domains ${hostedDomains.map((d) => d.name).join(', ')} (${api.partitions} partitions each)`);
 console.log(`strata: identity API at ${url}${tls === 'insecure' ? ' (no TLS)' : `, CA certificate ${tls.caCertPath}`}`);
+console.log(`strata: compute API at ${url} (the same server)`);
 
 if (process.env.STRATA_BOOTSTRAP_PASSWORD) {
   const result = await bootstrap(cloud.identity.writer, { adminPassword: process.env.STRATA_BOOTSTRAP_PASSWORD, identityUrl: url });

@@ -324,6 +324,12 @@ export class ComputeQueries {
     return row ? actionFromRow(row) : undefined;
   }
 
+  /** The instance actions a request started, over every server it touched (a multi-create touches several). */
+  async findInstanceActions(requestId: string): Promise<InstanceActionRecord[]> {
+    const rows = await this.store.query<Row>('SELECT * FROM compute_instance_actions WHERE request_id = $1 ORDER BY instance_id, seq DESC, id DESC', [requestId]);
+    return rows.map(actionFromRow);
+  }
+
   // Flavors.
 
   private async flavorAccess(ids: string[]): Promise<Map<string, string[]>> {
