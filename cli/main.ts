@@ -1,38 +1,15 @@
 // strata: the command line of a Strata cloud. `strata --help` lists the commands; every command
-// takes --help. Exit codes (stable, for scripts) are listed in EXIT_CODES below and in the help.
+// takes --help. Exit codes (stable, for scripts) are listed in EXIT_CODES (cli/common.ts) and in the help.
 import { chmodSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
-import { parseArgs } from 'node:util';
 import { ApiCallError, StrataClient } from './client.js';
+import { EXIT_CODES, GRPC_TO_EXIT, parse, str, UsageError, type Context, type Options } from './common.js';
+import { COMPUTE_COMMANDS, computeCommand, COMPUTE_HELP } from './compute.js';
 import { print, type OutputFormat } from './output.js';
 
-export const EXIT_CODES = {
-  ok: 0,
-  error: 1,
-  usage: 2,
-  notFound: 3,
-  permissionDenied: 4,
-  unauthenticated: 5,
-  invalidArgument: 6,
-  alreadyExists: 7,
-  failedPrecondition: 8,
-  unavailable: 9,
-} as const;
+export { EXIT_CODES } from './common.js';
 
-const GRPC_TO_EXIT: Record<number, number> = {
-  3: EXIT_CODES.invalidArgument,
-  5: EXIT_CODES.notFound,
-  6: EXIT_CODES.alreadyExists,
-  7: EXIT_CODES.permissionDenied,
-  9: EXIT_CODES.failedPrecondition,
-  10: EXIT_CODES.failedPrecondition,
-  14: EXIT_CODES.unavailable,
-  4: EXIT_CODES.unavailable,
-  16: EXIT_CODES.unauthenticated,
-};
-
-class UsageError extends Error {}
 
 const HELP = `strata: the command line of a Strata cloud
 
@@ -52,6 +29,7 @@ Commands:
   domain|project|user|group|role|region|service|endpoint  create|list|show|update|delete
   group member add|remove|check|list GROUP [USER]
   role assignment create|list|show|delete
+${COMPUTE_HELP}
 
 Global options:
   --url URL        the API (default: $STRATA_URL, the URL of the last login, or grpcs://127.0.0.1:5050)
@@ -63,7 +41,7 @@ The token: --token, $STRATA_TOKEN, or the one 'strata login' saved in
 $XDG_CONFIG_HOME/strata/credentials.json (mode 0600).
 
 Exit codes: 0 ok, 1 error, 2 usage, 3 not found, 4 permission denied, 5 unauthenticated,
-6 invalid argument, 7 already exists, 8 failed precondition, 9 API unreachable.`;
+6 invalid argument, 7 already exists, 8 failed precondition, 9 API unreachable, 10 quota exceeded.`;
 
 interface Kind {
   noun: string;
@@ -137,31 +115,6 @@ function save(saved: Saved): void {
 
 // ---- command plumbing ---------------------------------------------------------------------
 
-interface Context {
-  output: OutputFormat;
-  url: string;
-  ca: string;
-  token?: string;
-  client(): StrataClient;
-}
-
-type Options = Record<string, { type: 'string' | 'boolean'; short?: string; multiple?: boolean }>;
-
-function parse(argv: string[], options: Options, usage: string) {
-  let parsed;
-  try {
-    parsed = parseArgs({ args: argv, options: { ...options, help: { type: 'boolean', short: 'h' } }, allowPositionals: true, strict: true });
-  } catch (e) {
-    throw new UsageError(`${(e as Error).message}\n\n${usage}`);
-  }
-  if (parsed.values.help) {
-    console.log(usage);
-    process.exit(EXIT_CODES.ok);
-  }
-  return parsed as { values: Record<string, string | boolean | string[] | undefined>; positionals: string[] };
-}
-
-const str = (v: unknown) => (typeof v === 'string' ? v : undefined);
 
 function readPassword(values: Record<string, unknown>): string {
   const p = str(values.password) ?? (values['password-stdin'] ? readFileSync(0, 'utf8').replace(/\r?\n$/, '') : process.env.STRATA_PASSWORD);
@@ -517,6 +470,7 @@ export async function main(argv: string[]): Promise<number> {
     else if (command === 'group' && rest[0] === 'member') await memberCommand(ctx, rest.slice(1));
     else if (command === 'role' && rest[0] === 'assignment') await assignmentCommand(ctx, rest.slice(1));
     else if (command in KINDS) await resourceCommand(ctx, command, rest);
+    else if (COMPUTE_COMMANDS.includes(command)) return await computeCommand(ctx, command, rest);
     else throw new UsageError(`unknown command ${command}\n\n${HELP}`);
     return EXIT_CODES.ok;
   } catch (e) {

@@ -1,0 +1,60 @@
+// The CLI's plumbing shared by its command families (cli/main.ts: identity and the rest;
+// cli/compute.ts: compute): exit codes, usage errors, option parsing, the command context.
+import { parseArgs } from 'node:util';
+import type { StrataClient } from './client.js';
+import type { OutputFormat } from './output.js';
+
+export const EXIT_CODES = {
+  ok: 0,
+  error: 1,
+  usage: 2,
+  notFound: 3,
+  permissionDenied: 4,
+  unauthenticated: 5,
+  invalidArgument: 6,
+  alreadyExists: 7,
+  failedPrecondition: 8,
+  unavailable: 9,
+  quotaExceeded: 10,
+} as const;
+
+export const GRPC_TO_EXIT: Record<number, number> = {
+  3: EXIT_CODES.invalidArgument,
+  5: EXIT_CODES.notFound,
+  6: EXIT_CODES.alreadyExists,
+  7: EXIT_CODES.permissionDenied,
+  8: EXIT_CODES.quotaExceeded,
+  9: EXIT_CODES.failedPrecondition,
+  10: EXIT_CODES.failedPrecondition,
+  14: EXIT_CODES.unavailable,
+  4: EXIT_CODES.unavailable,
+  16: EXIT_CODES.unauthenticated,
+};
+
+export class UsageError extends Error {}
+
+export interface Context {
+  output: OutputFormat;
+  url: string;
+  ca: string;
+  token?: string;
+  client(): StrataClient;
+}
+
+export type Options = Record<string, { type: 'string' | 'boolean'; short?: string; multiple?: boolean }>;
+
+export function parse(argv: string[], options: Options, usage: string) {
+  let parsed;
+  try {
+    parsed = parseArgs({ args: argv, options: { ...options, help: { type: 'boolean', short: 'h' } }, allowPositionals: true, strict: true });
+  } catch (e) {
+    throw new UsageError(`${(e as Error).message}\n\n${usage}`);
+  }
+  if (parsed.values.help) {
+    console.log(usage);
+    process.exit(EXIT_CODES.ok);
+  }
+  return parsed as { values: Record<string, string | boolean | string[] | undefined>; positionals: string[] };
+}
+
+export const str = (v: unknown) => (typeof v === 'string' ? v : undefined);
