@@ -229,7 +229,11 @@ export function createComputeService(o: ComputeServiceOptions): UntypedServiceIm
       try {
         await send('flavor', id, { type: 'CreateFlavor', flavor }, c, `compute/flavor/${requestId}`);
       } catch (e) {
-        if (e instanceof ApiError && e.rejection.code === 'ALREADY_EXISTS') throw refuse('ALREADY_EXISTS', `Flavor with ID ${id} already exists.`);
+        if (e instanceof ApiError && e.rejection.code === 'ALREADY_EXISTS') {
+          // A deleted flavor's id stays taken: its lifecycle ended, and the log remembers it.
+          const why = (await queries.getFlavor(id)) ? 'already exists' : 'was used by a deleted flavor; choose another id';
+          throw refuse('ALREADY_EXISTS', `Flavor with ID ${id} ${why}.`, { field: 'flavor.id' });
+        }
         throw e;
       }
       return { flavor: flavorOut(await flavorRow(id)) };
@@ -686,7 +690,13 @@ export function createComputeService(o: ComputeServiceOptions): UntypedServiceIm
     'ListServers',
     async (req, c) => {
       const size = pageSize(req);
-      const scope = c.isAdmin ? (req.allProjects ? { allProjects: true } : { projectId: String(req.projectId || callerProject(c)) }) : { projectId: mustHaveProject(c) };
+      // Admins: a given project, all (asked, or when their token names no project), else their own.
+      const own = callerProject(c);
+      const scope = c.isAdmin
+        ? req.allProjects || (!req.projectId && !own)
+          ? { allProjects: true }
+          : { projectId: String(req.projectId || own) }
+        : { projectId: mustHaveProject(c) };
       try {
         const page = await queries.listServers({
           ...scope,

@@ -69,6 +69,10 @@ describe('ComputeService', () => {
       expect(await errorOf(admin.call('CreateFlavor', { flavor: { name: f.name, vcpus: 1, ramMb: 1, diskGb: 0 } }))).toMatchObject({ code: ALREADY_EXISTS });
       await admin.call('DeleteFlavor', { id: 'm1.tiny' });
       expect(await codeOf(alice.client.call('GetFlavor', { id: 'm1.tiny' }))).toBe(NOT_FOUND);
+      expect(await errorOf(admin.call('CreateFlavor', { flavor: { id: 'm1.tiny', name: uniq('tiny'), vcpus: 1, ramMb: 256, diskGb: 1 } }))).toMatchObject({
+        code: ALREADY_EXISTS,
+        details: 'Flavor with ID m1.tiny was used by a deleted flavor; choose another id.',
+      });
     });
 
     it('refuses members, and bad sizes naming the field', async () => {
