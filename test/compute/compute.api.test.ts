@@ -338,6 +338,11 @@ describe('ComputeService', () => {
         expect(e).toMatchObject({ code: FAILED_PRECONDITION, state: 'locked', details: `Instance ${s.id} is locked: change freeze` });
       }
       expect(await codeOf(colleague.client.call('DeleteServer', { id: s.id }))).toBe(FAILED_PRECONDITION);
+      // Regression: the admin role on an ordinary project is no cloud admin, and the instance
+      // machine (which lets admins past locks) must not be told otherwise.
+      const projectAdmin = await t.member('admin', alice.project);
+      expect(await errorOf(projectAdmin.client.call('StopServer', { id: s.id }))).toMatchObject({ code: FAILED_PRECONDITION, state: 'locked' });
+      expect(await codeOf(projectAdmin.client.call('MigrateServer', { id: s.id }))).toBe(PERMISSION_DENIED);
       expect((await alice.client.call('GetServer', { id: s.id })).server.status).toBe('ACTIVE');
       expect((await act(admin, 'StopServer', s.id)).status).toBe('SHUTOFF');
       await alice.client.call('UnlockServer', { id: s.id });
