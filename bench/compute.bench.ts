@@ -1,11 +1,22 @@
 // Compute: scheduler decision time at 1,000 and 10,000 hosts (filters + weighers + selection of
 // the best host and two alternates, with usage applied after each decision as the claim would).
 // Baseline in the same process: one pass over the same hosts reading one field, the floor of
-// any per-host work. End-to-end boots/s with the fake driver comes with the boot saga.
+// any per-host work.
+// Then boots end to end with the fake driver at 1,000 hosts: requests sent as the API sends them
+// (quota, create) by 8 clients, scheduled and claimed by the conductor, spawned by the agents,
+// timed from the first request to the last ACTIVE; per-boot latency request -> ACTIVE. Baseline in
+// the same process and log: the rate of one-event commands (host heartbeats) at the same
+// concurrency, and the share of it the boots use (commands per boot x boots/s / baseline).
 //
 //   npm run bench:compute
-//   STRATA_BENCH_DECISIONS=5000 npm run bench:compute
+//   STRATA_BENCH_DECISIONS=5000 STRATA_BENCH_BOOTS=10000 npm run bench:compute
+//   STRATA_BENCH_BACKENDS=embedded,kafka npm run bench:compute
 import { performance } from 'node:perf_hooks';
+import { randomUUID } from 'node:crypto';
+import { CommandBus } from '../infra/runtime/command-bus.js';
+import { computeCodecFor } from '../infra/codecs/compute.codec.js';
+import type { Backend } from '../test/support/backends.js';
+import { flavor, startRig } from '../test/compute/rig.js';
 import type { HostState, RequestSpec } from '../domains/compute/scheduling/host-state.js';
 import { Scheduler } from '../domains/compute/scheduling/scheduler.js';
 
@@ -74,4 +85,100 @@ for (const n of [1000, 10_000]) {
   figure(`compute.scheduler.${n}_hosts.p99`, r.p99, 'ms');
   figure(`compute.scheduler.${n}_hosts.ratio_to_bare_pass`, r.p50 / r.baseline, 'x');
 }
+const BOOTS = Number(process.env.STRATA_BENCH_BOOTS ?? 5000);
+const CLIENTS = 8;
+const IN_FLIGHT = Number(process.env.STRATA_BENCH_IN_FLIGHT ?? 64);
+const backends = (process.env.STRATA_BENCH_BACKENDS ?? 'embedded').split(',') as Backend[];
+
+async function boots(backend: Backend) {
+  const rig = await startRig({ backend, hosts: 1000, partitions: 8, zones: ['az1', 'az2'], heartbeatMs: 60_000, processes: process.env.STRATA_BENCH_INLINE !== '1' });
+  try {
+    const projects = Array.from({ length: CLIENTS }, (_, i) => `bench-${i}`);
+    for (const p of projects) await rig.send('quota', p, { type: 'SetQuotaLimits', limits: { instances: -1, cores: -1, ram: -1 } });
+    const buses = await Promise.all(projects.map(() => CommandBus.connect({ log: rig.t.log, timeoutMs: 120_000 })));
+    const flavors = [flavor(1, 512, 1), flavor(2, 2048, 5), flavor(4, 4096, 10)];
+
+    // Baseline: one-event commands (heartbeats) at the same concurrency, for 3 s.
+    let sent = 0;
+    const b0 = performance.now();
+    await Promise.all(
+      buses.flatMap((bus) =>
+        Array.from({ length: IN_FLIGHT }, async () => {
+          while (performance.now() - b0 < 3000) {
+            const host = rig.hostIds[sent++ % rig.hostIds.length];
+            await bus.send({ domain: rig.domain, aggregateType: 'host', aggregateId: host, type: 'RecordHostHeartbeat', payload: computeCodecFor('host').encodeCommand({ type: 'RecordHostHeartbeat' }), actor: { userId: 'bench', projectId: '', roles: ['admin'] }, commandId: randomUUID() });
+          }
+        }),
+      ),
+    );
+    const baseline = sent / ((performance.now() - b0) / 1000);
+
+    const requested = new Map<string, number>();
+    const latencies: number[] = [];
+    const pending = new Set<string>();
+    let resolveAll: () => void = () => {};
+    const allDone = new Promise<void>((r) => (resolveAll = r));
+    let asked = 0;
+    rig.feed.onChange((ids) => {
+      for (const id of ids) {
+        if (!pending.has(id)) continue;
+        const v = rig.feed.view.instances.get(id)!;
+        if (v.action === null && (v.vm === 'active' || v.vm === 'error')) {
+          pending.delete(id);
+          latencies.push(performance.now() - requested.get(id)!);
+          if (pending.size === 0 && asked === BOOTS) resolveAll();
+        }
+      }
+    });
+    const t0 = performance.now();
+    await Promise.all(
+      buses.flatMap((bus, c) =>
+        Array.from({ length: IN_FLIGHT }, async () => {
+          while (asked < BOOTS) {
+            const n = asked++;
+            const id = randomUUID();
+            requested.set(id, performance.now());
+            pending.add(id);
+            const b = await rig.boot({ projectId: projects[c], flavor: flavors[n % flavors.length], availabilityZone: n % 3 === 0 ? '' : `az${1 + (n % 2)}` }, bus);
+            // rig.boot draws its own id: re-key the clock on it.
+            pending.delete(id);
+            const at = requested.get(id)!;
+            requested.delete(id);
+            if (!b.ok) throw new Error(b.rejection.message);
+            const v = rig.feed.view.instances.get(b.instanceId);
+            if (v && v.action === null && v.vm !== 'building') latencies.push(performance.now() - at);
+            else {
+              requested.set(b.instanceId, at);
+              pending.add(b.instanceId);
+            }
+          }
+        }),
+      ),
+    );
+    if (pending.size > 0) await allDone;
+    const seconds = (performance.now() - t0) / 1000;
+    const rate = BOOTS / seconds;
+    latencies.sort((a, b) => a - b);
+    const audit = await rig.audit();
+    const active = audit.servers.active ?? 0;
+    const commandsPerBoot = 6; // reserve quota, create, claim, assign, spawning, complete
+    console.log(
+      `${backend}: ${BOOTS} boots on 1,000 fake hosts in ${seconds.toFixed(1)} s: ${rate.toFixed(0)} boots/s, request -> ACTIVE p50 ${pct(latencies, 50).toFixed(0)} ms, p99 ${pct(latencies, 99).toFixed(0)} ms; ` +
+        `${active} ACTIVE; audit ${audit.problems.length} problems; baseline ${baseline.toFixed(0)} one-event commands/s`,
+    );
+    console.log(`conductor ${JSON.stringify(rig.conductor.stats)}`);
+    if (audit.problems.length > 0) console.log(audit.problems.slice(0, 5).join('\n'));
+    figure(`compute.boot.${backend}.boots_per_s`, rate, 'boots/s');
+    figure(`compute.boot.${backend}.to_active.p50`, pct(latencies, 50), 'ms');
+    figure(`compute.boot.${backend}.to_active.p99`, pct(latencies, 99), 'ms');
+    figure(`compute.boot.${backend}.baseline_commands_per_s`, baseline, 'commands/s');
+    figure(`compute.boot.${backend}.log_share_used`, (rate * commandsPerBoot) / baseline, 'x');
+    for (const bus of buses) await bus.close();
+  } finally {
+    await rig.close();
+  }
+}
+
+for (const b of backends) await boots(b);
 for (const f of figures) console.log(f);
+process.exit(0);

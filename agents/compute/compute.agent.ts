@@ -99,6 +99,7 @@ export class ComputeAgents {
   }
 
   private fail(e: Error): void {
+    if (this.closed) return;
     (this.o.onError ?? ((x) => console.error(`compute agent: ${x.message}`)))(e);
   }
 

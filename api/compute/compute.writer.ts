@@ -29,6 +29,8 @@ export class ComputeWriter {
     private readonly waitFor?: (position: Position) => Promise<void>,
     /** The API's clock: the deciders' only clock. */
     private readonly now: () => number = Date.now,
+    /** The compute domain's name; tests that share one Kafka cluster isolate themselves by it. */
+    private readonly domain: string = COMPUTE_DOMAIN,
   ) {}
 
   /** Sends one command; returns the accepted reply or throws the rejection as ApiError. */
@@ -43,7 +45,7 @@ export class ComputeWriter {
     const payload = computeCodecFor(aggregateType).encodeCommand(command);
     const commandId = options.commandId || randomUUID();
     const reply = await this.bus.send({
-      domain: COMPUTE_DOMAIN,
+      domain: this.domain,
       aggregateType,
       aggregateId,
       type: command.type,

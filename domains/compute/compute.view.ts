@@ -194,7 +194,11 @@ export class ComputeView {
       case 'HostInventoryUpdated':
         h.registered = true;
         h.availabilityZone = e.availabilityZone ?? '';
-        for (const r of ['vcpus', 'ramMb', 'diskGb'] as const) h[r] = { ...e.inventory[r], used: h[r].used };
+        // Built field by field: decoded messages have no prototype, and the scheduler reads these in its hot loop.
+        for (const r of ['vcpus', 'ramMb', 'diskGb'] as const) {
+          const i = e.inventory?.[r] ?? {};
+          h[r] = { total: Number(i.total ?? 0), reserved: Number(i.reserved ?? 0), allocationRatio: Number(i.allocationRatio ?? 1), used: h[r].used };
+        }
         this.refreshAggregates(h);
         return undefined;
       case 'HostHeartbeatRecorded':

@@ -158,6 +158,8 @@ export class CommandBus {
       list.push({ resolve, reject });
       this.waiters.set(envelope.commandId, list);
     });
+    // close() may reject it while the append is still under way, before the race below listens.
+    reply.catch(() => undefined);
     let timer: NodeJS.Timeout | undefined;
     const timeout = new Promise<never>((_, reject) => {
       timer = setTimeout(() => {

@@ -108,7 +108,7 @@ export class Conductor {
       this.inFlight.add(id);
       const before = this.fingerprint(v);
       this.run(v, step)
-        .catch((e: Error) => (this.o.onError ?? ((x) => console.error(`conductor: ${x.message}`)))(e))
+        .catch((e: Error) => this.closed || (this.o.onError ?? ((x) => console.error(`conductor: ${x.message}`)))(e))
         .finally(() => {
           this.inFlight.delete(id);
           // Nothing moved (a refusal, a stale view): the next tick looks again, not a busy loop.

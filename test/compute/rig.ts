@@ -2,10 +2,15 @@
 // name, so tests sharing one Kafka cluster never see each other's servers), the conductor, and a
 // fleet of fake-driver hosts in this process, plus boot requests sent the way the API sends them
 // and the audit of claims and quota recomputed from the log.
+import { spawn, type ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
+import { fileURLToPath } from 'node:url';
 import { FakeDriver, type FakeDriverOptions } from '../../agents/compute/fake.driver.js';
 import { ComputeAgents, type HostConfig } from '../../agents/compute/compute.agent.js';
-import { requestBoot, type BootOutcome } from '../../api/compute/boot-request.js';
+import { ComputeWriter } from '../../api/compute/compute.writer.js';
+import { createServers } from '../../api/compute/create-server.js';
+import { ApiError } from '../../api/errors.js';
+import type { Rejection } from '../../domains/kernel/rejection.js';
 import { auditCompute, type AuditReport } from '../../domains/compute/compute.audit.js';
 import type { ComputeEvent } from '../../domains/compute/compute.view.js';
 import type { FlavorRef } from '../../domains/compute/instance.actions.js';
@@ -19,13 +24,29 @@ import { domainTopics } from '../../infra/runtime/topology.js';
 import { Conductor, type ConductorOptions } from '../../infra/sagas/compute.conductor.js';
 import { ComputeFeed } from '../../infra/sagas/compute.feed.js';
 import { openTestLog, type Backend, type TestLog } from '../support/backends.js';
-import { settledEndOffsets } from '../support/wait.js';
+import { settledEndOffsets, until } from '../support/wait.js';
+
+/** Starts a TypeScript entry point in its own node process and waits for its "ready" line. */
+function spawnReady(relative: string, siblings: ChildProcess[], env: Record<string, string>): Promise<ChildProcess> {
+  const script = fileURLToPath(new URL(relative, import.meta.url));
+  const child = spawn(process.execPath, ['--import', 'tsx', script], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'inherit'] });
+  return new Promise((resolve, reject) => {
+    child.stdout!.on('data', (d: Buffer) => d.toString().includes('ready') && resolve(child));
+    child.on('exit', (code) => {
+      // A child that failed to start leaves none of its siblings behind.
+      for (const s of siblings) s.kill('SIGKILL');
+      reject(new Error(`${relative} exited with ${code}`));
+    });
+  });
+}
 
 export const ADMIN: Actor = { userId: 'admin', projectId: 'admin', roles: ['admin'] };
 
 export const flavor = (vcpus = 1, ramMb = 512, diskGb = 1): FlavorRef => ({
   id: `f-${vcpus}-${ramMb}-${diskGb}`, name: `m${vcpus}.${ramMb}`, vcpus, ramMb, diskGb, ephemeralGb: 0, swapMb: 0, extraSpecs: {},
 });
+
+export type BootOutcome = { ok: true; instanceId: string } | { ok: false; instanceId: ''; rejection: Rejection };
 
 export interface RigOptions {
   backend: Backend;
@@ -37,6 +58,11 @@ export interface RigOptions {
   conductor?: Partial<ConductorOptions>;
   heartbeatMs?: number;
   partitions?: number;
+  /**
+   * Run the deciders and the agents each in a process of their own, as deployed (the agents with
+   * the default inventory and the plain fake driver); default: all in this process.
+   */
+  processes?: boolean;
 }
 
 export interface Rig {
@@ -44,12 +70,14 @@ export interface Rig {
   domain: string;
   feed: ComputeFeed;
   conductor: Conductor;
+  /** In-process agents (absent when they run in a process of their own). */
   agents: ComputeAgents;
   drivers: Map<string, FakeDriver>;
   hostIds: string[];
   bus: CommandBus;
   send(aggregateType: string, id: string, command: Message & Record<string, unknown>, actor?: Actor): Promise<Reply>;
-  boot(r: { name?: string; projectId?: string; flavor?: FlavorRef; availabilityZone?: string; serverGroupId?: string }, bus?: CommandBus): Promise<BootOutcome & { instanceId: string }>;
+  /** One server, asked for exactly as the API's CreateServer asks (quota, group seat, instance). */
+  boot(r: { name?: string; projectId?: string; flavor?: FlavorRef; availabilityZone?: string; serverGroupId?: string }, bus?: CommandBus): Promise<BootOutcome>;
   createGroup(policy: string, projectId?: string, maxServerPerHost?: number): Promise<string>;
   audit(): Promise<AuditReport>;
   close(): Promise<void>;
@@ -58,10 +86,17 @@ export interface Rig {
 export async function startRig(o: RigOptions): Promise<Rig> {
   const t = await openTestLog(o.backend, o.partitions ?? 8);
   const domain = `compute-${t.domain}`;
-  const worker = new DeciderWorker({ log: t.log, domain, aggregates: computeDefinitions, topology: t.topology, onError: (e) => console.error(`decider: ${e.message}`) });
-  await worker.start();
-  const feed = await ComputeFeed.start(t.log, t.topology, domain);
   const zones = o.zones ?? ['nova'];
+  const children: ChildProcess[] = [];
+  const partitions = String(t.topology.partitions);
+  let worker: DeciderWorker | undefined;
+  if (o.processes) {
+    children.push(await spawnReady('../support/worker-process.ts', children, { ...t.env, STRATA_DOMAIN: domain, STRATA_PARTITIONS: partitions, STRATA_AGGREGATES: 'compute' }));
+  } else {
+    worker = new DeciderWorker({ log: t.log, domain, aggregates: computeDefinitions, topology: t.topology, onError: (e) => console.error(`decider: ${e.message}`) });
+    await worker.start();
+  }
+  const feed = await ComputeFeed.start(t.log, t.topology, domain);
   const drivers = new Map<string, FakeDriver>();
   const hostIds = Array.from({ length: o.hosts }, (_, i) => `host-${String(i).padStart(4, '0')}`);
   const hosts: HostConfig[] = hostIds.map((hostId, i) => {
@@ -75,26 +110,38 @@ export async function startRig(o: RigOptions): Promise<Rig> {
     };
   });
   const onError = (e: Error) => console.error(e.message);
-  const agents = await ComputeAgents.start({ log: t.log, topology: t.topology, feed, hosts, heartbeatMs: o.heartbeatMs ?? 5_000, syncMs: 60_000, onError });
+  let agents: ComputeAgents | undefined;
+  if (o.processes) {
+    children.push(
+      await spawnReady('../../agents/compute/main.ts', children, {
+        ...t.env, STRATA_COMPUTE_DOMAIN: domain, STRATA_PARTITIONS: partitions, STRATA_REPLY_PARTITIONS: String(t.topology.replyPartitions ?? partitions), STRATA_AGENT_HOSTS: String(o.hosts), STRATA_AGENT_HOST_ID: 'host',
+        STRATA_AGENT_AZ: zones.join(','), STRATA_AGENT_HEARTBEAT_S: String(Math.round((o.heartbeatMs ?? 5_000) / 1000)),
+      }),
+    );
+    await until(() => hostIds.every((h) => feed.view.hosts.get(h)?.registered && feed.view.hosts.get(h)!.lastHeartbeatMs > 0), 'the agents to register', 120_000);
+  } else {
+    agents = await ComputeAgents.start({ log: t.log, topology: t.topology, feed, hosts, heartbeatMs: o.heartbeatMs ?? 5_000, syncMs: 60_000, onError });
+  }
   const conductor = await Conductor.start({ log: t.log, topology: t.topology, feed, tickMs: 200, onError, ...o.conductor });
   const bus = await CommandBus.connect({ log: t.log, timeoutMs: 60_000 });
   const send = (aggregateType: string, id: string, command: Message & Record<string, unknown>, actor = ADMIN) =>
     bus.send({ domain, aggregateType, aggregateId: id, type: command.type, payload: computeCodecFor(aggregateType).encodeCommand(command), actor });
   return {
-    t, domain, feed, conductor, agents, drivers, hostIds, bus, send,
+    t, domain, feed, conductor, agents: agents!, drivers, hostIds, bus, send,
     async boot(r, via = bus) {
-      const instanceId = randomUUID();
-      const outcome = await requestBoot(
-        via,
-        {
-          instanceId, name: r.name ?? `vm-${instanceId.slice(0, 6)}`, projectId: r.projectId ?? 'p1', userId: 'u1', flavor: r.flavor ?? flavor(),
-          imageId: 'cirros', availabilityZone: r.availabilityZone, serverGroupId: r.serverGroupId, maxGroupMembers: -1,
-        },
-        { ...ADMIN, projectId: r.projectId ?? 'p1' },
-        `req-${instanceId}`,
-        { domain },
-      );
-      return { ...outcome, instanceId };
+      const projectId = r.projectId ?? 'p1';
+      const requestId = randomUUID();
+      try {
+        const [instanceId] = await createServers(new ComputeWriter(via, undefined, Date.now, domain), {
+          requestId, projectId, userId: 'u1', actor: { ...ADMIN, projectId }, name: r.name ?? `vm-${requestId.slice(0, 6)}`, flavor: r.flavor ?? flavor(),
+          imageId: 'cirros', keyName: '', availabilityZone: r.availabilityZone ?? '', serverGroupId: r.serverGroupId ?? '', metadata: {},
+          minCount: 1, maxCount: 1, maxGroupMembers: -1,
+        });
+        return { ok: true, instanceId };
+      } catch (e) {
+        if (e instanceof ApiError) return { ok: false, instanceId: '', rejection: e.rejection };
+        throw e;
+      }
     },
     async createGroup(policy, projectId = 'p1', maxServerPerHost = 1) {
       const id = randomUUID();
@@ -120,10 +167,14 @@ export async function startRig(o: RigOptions): Promise<Rig> {
     },
     async close() {
       await conductor.close();
-      await agents.close();
+      await agents?.close();
       await bus.close();
       await feed.close();
-      await worker.stop();
+      await worker?.stop();
+      for (const c of children) {
+        c.kill('SIGTERM');
+        await new Promise((r) => c.once('exit', r));
+      }
       await t.close();
     },
   };

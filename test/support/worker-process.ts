@@ -1,7 +1,9 @@
 // A decider worker in its own process, for tests that kill it (SIGKILL) and start it again.
-// Environment: STRATA_LOG (+ STRATA_LOG_PATH | STRATA_KAFKA_BROKERS), STRATA_DOMAIN, STRATA_PARTITIONS.
+// Environment: STRATA_LOG (+ STRATA_LOG_PATH | STRATA_KAFKA_BROKERS), STRATA_DOMAIN, STRATA_PARTITIONS,
+// STRATA_AGGREGATES (counter, the default, or compute).
 import { logConfigFromEnv, openLog } from '../../infra/config/config.js';
 import { DeciderWorker } from '../../infra/runtime/decider-worker.js';
+import { computeDefinitions } from '../../infra/codecs/compute.codec.js';
 import { counterAggregate } from '../conformance/counter.decider.js';
 
 const config = logConfigFromEnv();
@@ -9,7 +11,7 @@ const log = openLog(config);
 const worker = new DeciderWorker({
   log,
   domain: process.env.STRATA_DOMAIN!,
-  aggregates: [counterAggregate],
+  aggregates: process.env.STRATA_AGGREGATES === 'compute' ? computeDefinitions : [counterAggregate],
   topology: {
     partitions: Number(process.env.STRATA_PARTITIONS ?? 4),
     replicationFactor: config.backend === 'kafka' ? config.replicationFactor : 1,

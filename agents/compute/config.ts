@@ -1,0 +1,60 @@
+// The compute agent's configuration, from the environment (listed in README.md). One agent
+// process serves one host, or with the fake driver any number of simulated hosts.
+import { hostname } from 'node:os';
+import { COMPUTE_DOMAIN } from '../../domains/compute/compute.types.js';
+import type { HostConfig } from './compute.agent.js';
+import { FakeDriver } from './fake.driver.js';
+
+export interface AgentConfig {
+  domain: string;
+  partitions: number;
+  replyPartitions: number;
+  driver: 'fake';
+  hosts: HostConfig[];
+  heartbeatMs: number;
+  syncMs: number;
+}
+
+function number(env: NodeJS.ProcessEnv, name: string, fallback: number, min: number, integer = true): number {
+  const raw = env[name];
+  const n = raw === undefined || raw === '' ? fallback : Number(raw);
+  if (!Number.isFinite(n) || (integer && !Number.isInteger(n)) || n < min) {
+    throw new Error(`${name} must be ${integer ? 'an integer' : 'a number'} of at least ${min}, got "${raw}"`);
+  }
+  return n;
+}
+
+export function agentConfigFromEnv(env: NodeJS.ProcessEnv = process.env): AgentConfig {
+  const backend = env.STRATA_LOG ?? 'embedded';
+  const driver = env.STRATA_AGENT_DRIVER ?? 'fake';
+  if (driver !== 'fake') throw new Error(`STRATA_AGENT_DRIVER must be "fake" (qemu comes next), got "${driver}"`);
+  const count = number(env, 'STRATA_AGENT_HOSTS', 1, 1);
+  const baseId = env.STRATA_AGENT_HOST_ID || hostname();
+  const zones = (env.STRATA_AGENT_AZ ?? 'nova').split(',').filter(Boolean);
+  if (zones.length === 0) throw new Error('STRATA_AGENT_AZ must name at least one availability zone');
+  const inventory: HostConfig['inventory'] = {
+    vcpus: { total: number(env, 'STRATA_AGENT_VCPUS', 16, 1), allocationRatio: number(env, 'STRATA_AGENT_CPU_RATIO', 4, 0.0001, false) },
+    ramMb: {
+      total: number(env, 'STRATA_AGENT_RAM_MB', 32768, 1),
+      reserved: number(env, 'STRATA_AGENT_RESERVED_RAM_MB', 512, 0),
+      allocationRatio: number(env, 'STRATA_AGENT_RAM_RATIO', 1.5, 0.0001, false),
+    },
+    diskGb: { total: number(env, 'STRATA_AGENT_DISK_GB', 200, 1), allocationRatio: number(env, 'STRATA_AGENT_DISK_RATIO', 1, 0.0001, false) },
+  };
+  const spawnMs = number(env, 'STRATA_FAKE_SPAWN_MS', 0, 0);
+  const failureRate = number(env, 'STRATA_FAKE_FAILURE_RATE', 0, 0, false);
+  if (failureRate > 1) throw new Error(`STRATA_FAKE_FAILURE_RATE must be between 0 and 1, got "${env.STRATA_FAKE_FAILURE_RATE}"`);
+  const hosts = Array.from({ length: count }, (_, i) => {
+    const hostId = count === 1 ? baseId : `${baseId}-${String(i).padStart(Math.max(4, String(count - 1).length), '0')}`;
+    return { hostId, availabilityZone: zones[i % zones.length], inventory, driver: new FakeDriver(hostId, { spawnMs, failureRate }) };
+  });
+  return {
+    domain: env.STRATA_COMPUTE_DOMAIN || COMPUTE_DOMAIN,
+    partitions: number(env, 'STRATA_PARTITIONS', backend === 'embedded' ? 4 : 12, 1),
+    replyPartitions: number(env, 'STRATA_REPLY_PARTITIONS', number(env, 'STRATA_PARTITIONS', backend === 'embedded' ? 4 : 12, 1), 1),
+    driver,
+    hosts,
+    heartbeatMs: number(env, 'STRATA_AGENT_HEARTBEAT_S', 10, 1) * 1000,
+    syncMs: number(env, 'STRATA_AGENT_SYNC_S', 60, 1) * 1000,
+  };
+}

@@ -1,0 +1,30 @@
+// A compute agent process: `npm run agent:compute`. It joins the cloud through the log alone
+// (the same STRATA_LOG settings as the cloud), registers its host(s), and runs what the log
+// places there until SIGINT/SIGTERM. Configuration: agents/compute/config.ts, README.md.
+import { logConfigFromEnv, openLog } from '../../infra/config/config.js';
+import { agentConfigFromEnv } from './config.js';
+import { ComputeAgents } from './compute.agent.js';
+
+const logConfig = logConfigFromEnv();
+const config = agentConfigFromEnv();
+const log = openLog(logConfig);
+const agents = await ComputeAgents.start({
+  log,
+  topology: { partitions: config.partitions, replyPartitions: config.replyPartitions, replicationFactor: logConfig.backend === 'kafka' ? logConfig.replicationFactor : 1 },
+  domain: config.domain,
+  hosts: config.hosts,
+  heartbeatMs: config.heartbeatMs,
+  syncMs: config.syncMs,
+  onError: (e) => process.stderr.write(`compute agent: ${e.message}\n`),
+});
+const ids = config.hosts.map((h) => h.hostId);
+console.log(`strata compute agent: ${config.driver} driver, ${ids.length === 1 ? `host ${ids[0]}` : `${ids.length} hosts ${ids[0]} .. ${ids[ids.length - 1]}`}`);
+console.log('ready');
+
+const stop = async () => {
+  await agents.close();
+  await log.close();
+  process.exit(0);
+};
+process.on('SIGINT', () => void stop());
+process.on('SIGTERM', () => void stop());
