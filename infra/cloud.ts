@@ -1,14 +1,18 @@
 // The all-in-one cloud's parts in one process: a decider worker per hosted domain, the identity
 // API (projection, token keys) and the compute API (projection, watch streams), both services on
-// one gRPC server. infra/main.ts runs it from the environment; tests start it on a temporary
-// state directory. The compute conductor and host agents are separate parts (infra/sagas/,
-// agents/compute/) that meet these through the log.
+// one gRPC server, and the compute conductor (boot and move sagas). infra/main.ts runs it from
+// the environment; tests start it on a temporary state directory. Host agents are processes of
+// their own (agents/compute/main.ts) that meet the cloud through the log; for a zero-setup demo
+// the cloud can also run fake-driver hosts in this process (computeHosts).
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { createComputeApi, COMPUTE_SERVICE, type ComputeApi, type ComputeApiOptions } from '../api/compute/compute.api.js';
 import { startGrpcServer, type GrpcServer } from '../api/grpc/server.js';
 import { createIdentityApi, IDENTITY_SERVICE, type IdentityApi, type IdentityApiOptions } from '../api/identity/identity.api.js';
+import { ComputeAgents, type HostConfig } from '../agents/compute/compute.agent.js';
 import { protoRoot } from './envelope/envelope.codec.js';
+import { Conductor, type ConductorOptions } from './sagas/compute.conductor.js';
+import { ComputeFeed } from './sagas/compute.feed.js';
 import { hostedDomains } from './domains.js';
 import type { Log } from './log/log.js';
 import { DeciderWorker } from './runtime/decider-worker.js';
@@ -26,6 +30,10 @@ export interface CloudOptions {
   port?: number;
   identity?: Partial<Pick<IdentityApiOptions, 'tokenTtlMs' | 'lockoutAttempts' | 'lockoutDurationMs' | 'maxActiveKeys' | 'now' | 'adminProjectId'>>;
   compute?: Partial<Pick<ComputeApiOptions, 'consoleOutput'>>;
+  /** The compute conductor's settings, or false when it runs elsewhere (one per cloud). Default: here. */
+  conductor?: Omit<Partial<ConductorOptions>, 'log' | 'topology' | 'feed'> | false;
+  /** Compute hosts whose agents run in this process (fake-driver hosts for a demo or a test). */
+  computeHosts?: HostConfig[];
   onError?: (error: Error) => void;
 }
 
@@ -36,6 +44,8 @@ export interface Cloud {
   server: GrpcServer;
   port: number;
   workers: DeciderWorker[];
+  conductor?: Conductor;
+  agents?: ComputeAgents;
   close(): Promise<void>;
 }
 
@@ -67,6 +77,11 @@ export async function startCloud(o: CloudOptions): Promise<Cloud> {
     now: o.identity?.now,
     ...o.compute,
   });
+  const onError = o.onError ?? ((e: Error) => console.error(`compute: ${e.message}`));
+  const needFeed = o.conductor !== false || (o.computeHosts?.length ?? 0) > 0;
+  const feed = needFeed ? await ComputeFeed.start(o.log, o.topology) : undefined;
+  const conductor = o.conductor === false ? undefined : await Conductor.start({ log: o.log, topology: o.topology, feed, onError, ...o.conductor });
+  const agents = o.computeHosts?.length ? await ComputeAgents.start({ log: o.log, topology: o.topology, feed, hosts: o.computeHosts, onError }) : undefined;
   const server = await startGrpcServer({
     host: o.host,
     port: o.port ?? 0,
@@ -83,8 +98,13 @@ export async function startCloud(o: CloudOptions): Promise<Cloud> {
     server,
     port: server.port,
     workers,
+    conductor,
+    agents,
     async close() {
       compute.drain();
+      await agents?.close();
+      await conductor?.close();
+      await feed?.close();
       await server.close();
       await compute.close();
       await identity.close();

@@ -9,12 +9,17 @@ import { ensureTlsMaterial } from '../api/grpc/tls.js';
 import { startCloud } from './cloud.js';
 import { apiConfigFromEnv, logConfigFromEnv, openLog, openStore, storeConfigFromEnv } from './config/config.js';
 import { hostedDomains } from './domains.js';
+import { agentConfigFromEnv } from '../agents/compute/config.js';
 
 const logConfig = logConfigFromEnv();
 const storeConfig = storeConfigFromEnv();
 const api = apiConfigFromEnv();
 const log = openLog(logConfig);
 const store = await openStore(storeConfig);
+// STRATA_COMPUTE_FAKE_HOSTS=N: N fake-driver hosts in this process, so servers boot with no agent to set up.
+const fakeHosts = Number(process.env.STRATA_COMPUTE_FAKE_HOSTS ?? 0);
+if (!Number.isInteger(fakeHosts) || fakeHosts < 0) throw new Error(`STRATA_COMPUTE_FAKE_HOSTS must be a whole number, got "${process.env.STRATA_COMPUTE_FAKE_HOSTS}"`);
+const computeHosts = fakeHosts > 0 ? agentConfigFromEnv({ ...process.env, STRATA_AGENT_HOSTS: String(fakeHosts), STRATA_AGENT_HOST_ID: process.env.STRATA_AGENT_HOST_ID || 'fake' }).hosts : undefined;
 const tls = api.insecure ? ('insecure' as const) : await ensureTlsMaterial(join(api.stateDir, 'tls'), api.tlsHosts);
 const cloud = await startCloud({
   log,
@@ -25,6 +30,7 @@ const cloud = await startCloud({
   host: api.host,
   port: api.port,
   identity: { tokenTtlMs: api.tokenTtlMs, lockoutAttempts: api.lockoutAttempts, lockoutDurationMs: api.lockoutDurationMs },
+  computeHosts,
 });
 const scheme = tls === 'insecure' ? 'grpc' : 'grpcs';
 const url = `${scheme}://${api.host}:${cloud.identity.port}`;
@@ -33,7 +39,7 @@ const where = logConfig.backend === 'embedded' ? `embedded log at ${logConfig.pa
 console.log(`strata: all-in-one up on the ${where}; read models in ${storeConfig.kind === 'sqlite' ? storeConfig.path : 'PostgreSQL'}`);
 console.log(`strata: domains ${hostedDomains.map((d) => d.name).join(', ')} (${api.partitions} partitions each)`);
 console.log(`strata: identity API at ${url}${tls === 'insecure' ? ' (no TLS)' : `, CA certificate ${tls.caCertPath}`}`);
-console.log(`strata: compute API at ${url} (the same server)`);
+console.log(`strata: compute API at ${url} (the same server); conductor running; ${computeHosts ? `${computeHosts.length} fake compute host(s) in this process` : 'compute hosts join with `npm run agent:compute`'}`);
 
 if (process.env.STRATA_BOOTSTRAP_PASSWORD) {
   const result = await bootstrap(cloud.identity.writer, { adminPassword: process.env.STRATA_BOOTSTRAP_PASSWORD, identityUrl: url });

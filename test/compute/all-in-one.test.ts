@@ -15,10 +15,10 @@ describe('the all-in-one process', () => {
     child?.kill('SIGKILL');
   });
 
-  it('serves ComputeService on the identity API\'s port', { timeout: 120_000 }, async () => {
+  it('serves ComputeService on the identity API\'s port and boots servers on its fake hosts', { timeout: 120_000 }, async () => {
     const stateDir = mkdtempSync(join(tmpdir(), 'strata-aio-compute-'));
     child = spawn(process.execPath, ['--import', 'tsx', MAIN], {
-      env: { ...process.env, STRATA_STATE_DIR: stateDir, STRATA_API_PORT: '0', STRATA_BOOTSTRAP_PASSWORD: 'aio-pw', STRATA_LOG: 'embedded' },
+      env: { ...process.env, STRATA_STATE_DIR: stateDir, STRATA_API_PORT: '0', STRATA_BOOTSTRAP_PASSWORD: 'aio-pw', STRATA_LOG: 'embedded', STRATA_COMPUTE_FAKE_HOSTS: '2' },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     let out = '';
@@ -47,6 +47,15 @@ describe('the all-in-one process', () => {
     expect(f).toMatchObject({ id: 'm1.small', isPublic: true });
     expect((await admin.call('ListFlavors', {})).flavors.map((x: { id: string }) => x.id)).toEqual(['m1.small']);
     expect((await admin.call('GetQuota', {})).quota.limits.instances).toBe(10);
+    // The conductor and the two fake hosts run in the process: a server boots to ACTIVE.
+    const created = (await admin.call('CreateServer', { name: 'aio-1', flavorId: 'm1.small', imageId: 'cirros' })).servers[0];
+    let status = '';
+    for (let i = 0; i < 100 && status !== 'ACTIVE'; i++) {
+      await new Promise((r) => setTimeout(r, 100));
+      status = (await admin.call('GetServer', { id: created.id })).server.status;
+    }
+    expect(status).toBe('ACTIVE');
+    expect((await admin.call('GetServer', { id: created.id })).server.host).toMatch(/^fake-000[01]$/);
     admin.close();
     anon.close();
     child.removeAllListeners('exit');

@@ -3,13 +3,12 @@
 // compute conductor and a small fleet of fake-driver host agents on the same log, so servers
 // really boot, stop, lock... And helpers to make projects with members in them.
 import { randomUUID } from 'node:crypto';
-import { ComputeAgents, type HostConfig } from '../../agents/compute/compute.agent.js';
+import type { ComputeAgents, HostConfig } from '../../agents/compute/compute.agent.js';
 import { FakeDriver, type FakeDriverOptions } from '../../agents/compute/fake.driver.js';
 import { roleId } from '../../api/identity/bootstrap.js';
 import type { StrataClient } from '../../cli/client.js';
 import type { TopologyOptions } from '../../infra/runtime/topology.js';
-import { Conductor } from '../../infra/sagas/compute.conductor.js';
-import { ComputeFeed } from '../../infra/sagas/compute.feed.js';
+import type { Conductor } from '../../infra/sagas/compute.conductor.js';
 import { startTestCloud, type TestCloud } from '../identity/cloud.js';
 
 export const TOPOLOGY: TopologyOptions = { partitions: 4, replicationFactor: 1, replyPartitions: 4 };
@@ -42,30 +41,24 @@ export interface ComputeTestCloud extends TestCloud {
 const name = (prefix: string) => `${prefix}-${randomUUID().slice(0, 8)}`;
 
 export async function startComputeCloud(o: ComputeCloudOptions = {}): Promise<ComputeTestCloud> {
-  const t = await startTestCloud();
-  const admin = t.client(await t.adminToken());
   const drivers = new Map<string, FakeDriver>();
   const zones = o.zones ?? ['nova'];
   const hostIds = Array.from({ length: o.hosts ?? 0 }, (_, i) => `compute-${i + 1}`);
-  let feed: ComputeFeed | undefined;
-  let agents: ComputeAgents | undefined;
-  let conductor: Conductor | undefined;
-  if (hostIds.length > 0) {
-    const onError = (e: Error) => console.error(`compute test cloud: ${e.message}`);
-    feed = await ComputeFeed.start(t.log, TOPOLOGY);
-    const hosts: HostConfig[] = hostIds.map((hostId, i) => {
-      const driver = new FakeDriver(hostId, o.driver?.(hostId) ?? {});
-      drivers.set(hostId, driver);
-      return {
-        hostId,
-        availabilityZone: zones[i % zones.length],
-        inventory: { vcpus: { total: 8, allocationRatio: 4 }, ramMb: { total: 16384, reserved: 512, allocationRatio: 1 }, diskGb: { total: 200 } },
-        driver,
-      };
-    });
-    agents = await ComputeAgents.start({ log: t.log, topology: TOPOLOGY, feed, hosts, heartbeatMs: 2_000, syncMs: 60_000, onError });
-    conductor = await Conductor.start({ log: t.log, topology: TOPOLOGY, feed, tickMs: 200, onError });
-  }
+  const hosts: HostConfig[] = hostIds.map((hostId, i) => {
+    const driver = new FakeDriver(hostId, o.driver?.(hostId) ?? {});
+    drivers.set(hostId, driver);
+    return {
+      hostId,
+      availabilityZone: zones[i % zones.length],
+      inventory: { vcpus: { total: 8, allocationRatio: 4 }, ramMb: { total: 16384, reserved: 512, allocationRatio: 1 }, diskGb: { total: 200 } },
+      driver,
+    };
+  });
+  // The cloud's own conductor and in-process agents, as `npm start` with STRATA_COMPUTE_FAKE_HOSTS runs them.
+  const t = await startTestCloud({}, hosts.length > 0 ? { conductor: { tickMs: 200 }, computeHosts: hosts } : {});
+  const admin = t.client(await t.adminToken());
+  const conductor = t.cloud.conductor;
+  const agents = t.cloud.agents;
 
   async function member(role = 'member', project?: { id: string; name: string }): Promise<Member> {
     const p = project ?? (await admin.call('CreateProject', { project: { name: name('proj'), domainId: 'default' } })).project;
@@ -84,12 +77,7 @@ export async function startComputeCloud(o: ComputeCloudOptions = {}): Promise<Co
     conductor,
     agents,
     member,
-    async close() {
-      await conductor?.close();
-      await agents?.close();
-      await feed?.close();
-      await t.close();
-    },
+    close: () => t.close(),
   };
 }
 

@@ -34,7 +34,7 @@ export interface TestCloud {
 
 export async function startTestCloud(
   identity: CloudOptions['identity'] = {},
-  options: { log?: Log; replicationFactor?: number } = {},
+  options: { log?: Log; replicationFactor?: number } & Pick<CloudOptions, 'conductor' | 'computeHosts'> = {},
 ): Promise<TestCloud> {
   const dir = mkdtempSync(join(tmpdir(), 'strata-identity-'));
   const logPath = join(dir, 'log.db');
@@ -50,6 +50,9 @@ export async function startTestCloud(
     tls,
     port: 0,
     identity: { now: () => Date.now() + skew, ...identity },
+    // Identity tests need no conductor; compute tests ask for one (and for hosts).
+    conductor: options.conductor ?? false,
+    computeHosts: options.computeHosts,
   });
   const url = `grpcs://127.0.0.1:${cloud.identity.port}`;
   const boot = await bootstrap(cloud.identity.writer, { adminPassword: ADMIN_PASSWORD, identityUrl: url });
