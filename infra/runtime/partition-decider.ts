@@ -167,7 +167,9 @@ export class PartitionDecider {
     const eventRecords: OutRecord[] = [];
     // Per command: its reply once event positions are known, and where its events sit in eventRecords.
     const outcomes: { replyTo: string; commandId: string; build: (positions: Position[]) => Uint8Array; duplicate: boolean }[] = [];
-    const changelog: OutRecord[] = [];
+    // One snapshot per aggregate per batch: the changelog is compacted, only the last one counts,
+    // and a batch of many commands to one aggregate (a project's quota) must stay one record.
+    const changelog = new Map<string, OutRecord>();
 
     for (const record of records) {
       const outcome = this.decideOne(record, pendingAggregates, pendingReplies, eventRecords, changelog);
@@ -193,11 +195,12 @@ export class PartitionDecider {
             out.push({ topic: topics.changelog, partition, key: commandKey(o.commandId), value: reply });
           }
         }
+        out.push(...changelog.values());
         if (positions.length > 0) {
           const lastEvent = positions[positions.length - 1];
-          changelog.push({ topic: topics.changelog, partition, key: EVENTS_COVERED_KEY, value: encodeOffset(lastEvent.offset + 1) });
+          out.push({ topic: topics.changelog, partition, key: EVENTS_COVERED_KEY, value: encodeOffset(lastEvent.offset + 1) });
         }
-        return [...out, ...changelog];
+        return out;
       },
       offsets: [{ groupId, topic: topics.commands, partition, nextOffset: last.offset + 1 }],
     });
@@ -212,7 +215,7 @@ export class PartitionDecider {
     pendingAggregates: Map<string, AggregateEntry>,
     pendingReplies: Map<string, Uint8Array>,
     eventRecords: OutRecord[],
-    changelog: OutRecord[],
+    changelog: Map<string, OutRecord>,
   ) {
     const { topics, partition } = this.options;
     let envelope: CommandEnvelope;
@@ -328,7 +331,8 @@ export class PartitionDecider {
       const version = current.version + events.length;
       if (events.length > 0) {
         pendingAggregates.set(key, { version, state });
-        changelog.push({
+        changelog.delete(key); // re-inserted last, so the covered-offset record still follows every snapshot
+        changelog.set(key, {
           topic: topics.changelog,
           partition,
           key,

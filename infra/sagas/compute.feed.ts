@@ -28,7 +28,8 @@ export class ComputeFeed {
   private readonly topic: string;
   /** Per partition: the offset after the last folded record. */
   private readonly folded = new Map<number, number>();
-  private readonly waiters: { partition: number; offset: number; resolve: () => void }[] = [];
+  /** Per partition, callers waiting for an offset to be folded. */
+  private readonly waiters = new Map<number, { offset: number; resolve: () => void }[]>();
   private readonly listeners: FeedListener[] = [];
   private subscription: Subscription | undefined;
   private ready: Promise<void> | undefined;
@@ -74,12 +75,13 @@ export class ComputeFeed {
       const id = this.view.apply(event);
       if (id) changed.add(id);
     }
-    for (let i = this.waiters.length - 1; i >= 0; i--) {
-      const w = this.waiters[i];
-      if ((this.folded.get(w.partition) ?? 0) > w.offset) {
-        this.waiters.splice(i, 1);
-        w.resolve();
-      }
+    for (const [partition, list] of this.waiters) {
+      const folded = this.folded.get(partition) ?? 0;
+      const still = list.filter((w) => w.offset >= folded);
+      if (still.length === list.length) continue;
+      for (const w of list) if (w.offset < folded) w.resolve();
+      if (still.length > 0) this.waiters.set(partition, still);
+      else this.waiters.delete(partition);
     }
     if (changed.size > 0) for (const l of this.listeners) l(changed);
   }
@@ -87,7 +89,11 @@ export class ComputeFeed {
   /** Resolves once the record at `offset` of `partition` is folded. */
   reached(partition: number, offset: number): Promise<void> {
     if ((this.folded.get(partition) ?? 0) > offset) return Promise.resolve();
-    return new Promise((resolve) => this.waiters.push({ partition, offset, resolve }));
+    return new Promise((resolve) => {
+      const list = this.waiters.get(partition) ?? [];
+      list.push({ offset, resolve });
+      this.waiters.set(partition, list);
+    });
   }
 
   /** Resolves once the events of an accepted command (first at `position`, `count` of them) are folded. */
@@ -98,6 +104,7 @@ export class ComputeFeed {
 
   async close(): Promise<void> {
     await this.subscription?.close();
-    for (const w of this.waiters.splice(0)) w.resolve();
+    for (const list of this.waiters.values()) for (const w of list) w.resolve();
+    this.waiters.clear();
   }
 }
