@@ -69,7 +69,7 @@ describe.each(BACKENDS)('boot saga on the %s log', (backend) => {
   });
 
   it('an agent that dies mid-boot: the boot times out and is rescheduled to a live host', async () => {
-    rig = await startRig({ backend, hosts: 2, driver: (h) => (h === 'host-0000' ? { spawnMs: 600_000 } : {}), conductor: { bootTimeoutMs: 1500, serviceDownMs: 3000 } });
+    rig = await startRig({ backend, hosts: 2, driver: (h) => (h === 'host-0000' ? { spawnMs: 600_000 } : {}), conductor: { bootTimeoutMs: 1500, serviceDownMs: 3000 }, heartbeatMs: 1000 });
     // Boot until one lands on host-0000, then kill that host's agent while it spawns.
     let victim: string | undefined;
     for (let i = 0; i < 6 && !victim; i++) {
@@ -81,7 +81,7 @@ describe.each(BACKENDS)('boot saga on the %s log', (backend) => {
     rig.agents.kill('host-0000');
     await until(settled(rig, victim!), 'the boot to move on', 30_000);
     const v = rig.feed.view.instances.get(victim!)!;
-    expect(v.vm).toBe('active');
+    expect(v.vm, v.fault).toBe('active');
     expect(v.host).toBe('host-0001');
     expect(v.failedHosts).toEqual(['host-0000']);
     await until(() => v.claimHosts.length === 1, 'the dead host claim released');
@@ -90,7 +90,7 @@ describe.each(BACKENDS)('boot saga on the %s log', (backend) => {
   });
 
   it('an agent that dies mid-boot with no other host: ERROR with the reason after the timeout', async () => {
-    rig = await startRig({ backend, hosts: 1, driver: () => ({ spawnMs: 600_000 }), conductor: { bootTimeoutMs: 1000, serviceDownMs: 3000 } });
+    rig = await startRig({ backend, hosts: 1, driver: () => ({ spawnMs: 600_000 }), conductor: { bootTimeoutMs: 1000, serviceDownMs: 3000 }, heartbeatMs: 1000 });
     const b = await rig.boot({});
     await until(() => rig!.feed.view.instances.get(b.instanceId)?.host === 'host-0000', 'the assignment');
     rig.agents.kill('host-0000');
