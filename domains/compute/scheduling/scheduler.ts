@@ -18,6 +18,10 @@ export class Scheduler {
   private readonly filters: readonly HostFilter[];
   private readonly weighers: HostWeigher[];
   private readonly maxAttempts: number;
+  /** Scratch space reused across decisions: a decision at 10,000 hosts allocates nothing big. */
+  private passed: HostState[] = [];
+  private total = new Float64Array(0);
+  private raw = new Float64Array(0);
 
   constructor(options: SchedulerOptions = {}) {
     this.filters = options.filters ?? DEFAULT_FILTERS;
@@ -27,7 +31,8 @@ export class Scheduler {
 
   select(spec: RequestSpec, hosts: readonly HostState[]): Selection {
     const filters = this.filters.filter((f) => f.applies?.(spec) ?? true);
-    const passed: HostState[] = [];
+    const passed = this.passed;
+    passed.length = 0;
     const left = new Array<number>(filters.length).fill(0);
     for (const h of hosts) {
       let ok = true;
@@ -51,8 +56,13 @@ export class Scheduler {
 
     // Normalise each weigher to 0..1 over the candidates, then sum with the multipliers.
     const n = passed.length;
-    const total = new Float64Array(n);
-    const raw = new Float64Array(n);
+    if (this.total.length < n) {
+      this.total = new Float64Array(n);
+      this.raw = new Float64Array(n);
+    }
+    const total = this.total;
+    const raw = this.raw;
+    total.fill(0, 0, n);
     for (const w of this.weighers) {
       if (w.applies && !w.applies(spec)) continue;
       let min = Infinity;
@@ -82,6 +92,8 @@ export class Scheduler {
       }
       best[j] = i;
     }
-    return { hosts: best.map((i) => passed[i].id) };
+    const chosen = best.map((i) => passed[i].id);
+    passed.length = 0; // hold no hosts between decisions
+    return { hosts: chosen };
   }
 }
