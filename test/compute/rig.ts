@@ -29,7 +29,9 @@ import { settledEndOffsets, until } from '../support/wait.js';
 /** Starts a TypeScript entry point in its own node process and waits for its "ready" line. */
 function spawnReady(relative: string, siblings: ChildProcess[], env: Record<string, string>): Promise<ChildProcess> {
   const script = fileURLToPath(new URL(relative, import.meta.url));
-  const child = spawn(process.execPath, ['--import', 'tsx', script], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'inherit'] });
+  // STRATA_RIG_NODE_ARGS, e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof", profiles the children.
+  const nodeArgs = (process.env.STRATA_RIG_NODE_ARGS ?? '').split(' ').filter(Boolean);
+  const child = spawn(process.execPath, [...nodeArgs, '--import', 'tsx', script], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'inherit'] });
   return new Promise((resolve, reject) => {
     child.stdout!.on('data', (d: Buffer) => d.toString().includes('ready') && resolve(child));
     child.on('exit', (code) => {
