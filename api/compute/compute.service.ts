@@ -40,6 +40,8 @@ export interface ComputeServiceOptions {
    * (its instance actions, as a boot log would show them).
    */
   consoleOutput?: (server: Server) => Promise<string | undefined>;
+  /** A host whose last heartbeat is older is down (Nova's service_down_time; the conductor's too). */
+  serviceDownMs?: number;
 }
 
 export const DEFAULT_PAGE_SIZE = 100;
@@ -740,6 +742,14 @@ export function createComputeService(o: ComputeServiceOptions): UntypedServiceIm
         return { type: a.command, key: required('key', req.key) };
       case 'ResetServerState':
         return { type: a.command, vmState: String(req.vmState ?? '') };
+      case 'EvacuateServer': {
+        // Nova evacuates only from a host whose compute service is down.
+        const host = s.host ? await queries.getHost(s.host) : undefined;
+        if (host && (o.now ?? Date.now)() - host.lastHeartbeatMs <= (o.serviceDownMs ?? 60_000)) {
+          throw refuse('FAILED_PRECONDITION', `Compute service of ${s.host} is still in use.`, { state: 'up' });
+        }
+        return { type: a.command };
+      }
       default:
         return { type: a.command };
     }

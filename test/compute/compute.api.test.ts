@@ -316,6 +316,13 @@ describe('ComputeService', () => {
       expect(reset.server.status).toBe('ERROR');
       expect(await errorOf(admin.call('ResetServerState', { id: s.id, vmState: 'paused' }))).toMatchObject({ code: INVALID_ARGUMENT, field: 'vm_state' });
       expect((await admin.call('ResetServerState', { id: s.id, vmState: 'active' })).server.status).toBe('ACTIVE');
+      // Evacuate leaves a failed host only: this server's host still beats its heart.
+      const host = (await admin.call('GetServer', { id: s.id })).server.host;
+      expect(await errorOf(admin.call('EvacuateServer', { id: s.id }))).toMatchObject({
+        code: FAILED_PRECONDITION,
+        details: `Compute service of ${host} is still in use.`,
+      });
+      expect((await admin.call('GetServer', { id: s.id })).server).toMatchObject({ status: 'ACTIVE', host });
     });
 
     it('a reader reads but may not act', async () => {
