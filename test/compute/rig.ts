@@ -75,6 +75,8 @@ export interface Rig {
   /** In-process agents (absent when they run in a process of their own). */
   agents: ComputeAgents;
   drivers: Map<string, FakeDriver>;
+  /** The in-process hosts' configurations (with their drivers), to start agents again. */
+  hosts: HostConfig[];
   hostIds: string[];
   bus: CommandBus;
   send(aggregateType: string, id: string, command: Message & Record<string, unknown>, actor?: Actor): Promise<Reply>;
@@ -129,7 +131,7 @@ export async function startRig(o: RigOptions): Promise<Rig> {
   const send = (aggregateType: string, id: string, command: Message & Record<string, unknown>, actor = ADMIN) =>
     bus.send({ domain, aggregateType, aggregateId: id, type: command.type, payload: computeCodecFor(aggregateType).encodeCommand(command), actor });
   return {
-    t, domain, feed, conductor, agents: agents!, drivers, hostIds, bus, send,
+    t, domain, feed, conductor, agents: agents!, drivers, hosts, hostIds, bus, send,
     async boot(r, via = bus) {
       const projectId = r.projectId ?? 'p1';
       const requestId = randomUUID();
