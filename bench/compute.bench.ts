@@ -88,10 +88,12 @@ for (const n of [1000, 10_000]) {
 const BOOTS = Number(process.env.STRATA_BENCH_BOOTS ?? 5000);
 const CLIENTS = 8;
 const IN_FLIGHT = Number(process.env.STRATA_BENCH_IN_FLIGHT ?? 64);
+/** Decider worker processes sharing the partitions (their consumer group). */
+const DECIDERS = Number(process.env.STRATA_BENCH_DECIDERS ?? 2);
 const backends = (process.env.STRATA_BENCH_BACKENDS ?? 'embedded').split(',') as Backend[];
 
 async function boots(backend: Backend) {
-  const rig = await startRig({ backend, hosts: 1000, partitions: 8, zones: ['az1', 'az2'], heartbeatMs: 60_000, processes: process.env.STRATA_BENCH_INLINE !== '1' });
+  const rig = await startRig({ backend, hosts: 1000, partitions: 8, zones: ['az1', 'az2'], heartbeatMs: 60_000, processes: process.env.STRATA_BENCH_INLINE !== '1', deciderProcesses: DECIDERS });
   try {
     const projects = Array.from({ length: CLIENTS }, (_, i) => `bench-${i}`);
     for (const p of projects) await rig.send('quota', p, { type: 'SetQuotaLimits', limits: { instances: -1, cores: -1, ram: -1 } });
@@ -161,9 +163,9 @@ async function boots(backend: Backend) {
     latencies.sort((a, b) => a - b);
     const audit = await rig.audit();
     const active = audit.servers.active ?? 0;
-    const commandsPerBoot = 6; // reserve quota, create, claim, assign, spawning, complete
+    const commandsPerBoot = 5; // reserve quota, create, claim, assign, complete (an instant fake spawn reports no "spawning")
     console.log(
-      `${backend}: ${BOOTS} boots on 1,000 fake hosts in ${seconds.toFixed(1)} s: ${rate.toFixed(0)} boots/s, request -> ACTIVE p50 ${pct(latencies, 50).toFixed(0)} ms, p99 ${pct(latencies, 99).toFixed(0)} ms; ` +
+      `${backend}: ${BOOTS} boots on 1,000 fake hosts (${DECIDERS} decider processes, 1 agent process) in ${seconds.toFixed(1)} s: ${rate.toFixed(0)} boots/s, request -> ACTIVE p50 ${pct(latencies, 50).toFixed(0)} ms, p99 ${pct(latencies, 99).toFixed(0)} ms; ` +
         `${active} ACTIVE; audit ${audit.problems.length} problems; baseline ${baseline.toFixed(0)} one-event commands/s`,
     );
     console.log(`conductor ${JSON.stringify(rig.conductor.stats)}`);

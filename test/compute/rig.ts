@@ -65,6 +65,8 @@ export interface RigOptions {
    * the default inventory and the plain fake driver); default: all in this process.
    */
   processes?: boolean;
+  /** With processes: how many decider worker processes (default 1). */
+  deciderProcesses?: number;
 }
 
 export interface Rig {
@@ -95,7 +97,10 @@ export async function startRig(o: RigOptions): Promise<Rig> {
   const partitions = String(t.topology.partitions);
   let worker: DeciderWorker | undefined;
   if (o.processes) {
-    children.push(await spawnReady('../support/worker-process.ts', children, { ...t.env, STRATA_DOMAIN: domain, STRATA_PARTITIONS: partitions, STRATA_AGGREGATES: 'compute' }));
+    // Decider workers share the partitions through their consumer group.
+    for (let i = 0; i < (o.deciderProcesses ?? 1); i++) {
+      children.push(await spawnReady('../support/worker-process.ts', children, { ...t.env, STRATA_DOMAIN: domain, STRATA_PARTITIONS: partitions, STRATA_AGGREGATES: 'compute' }));
+    }
   } else {
     worker = new DeciderWorker({ log: t.log, domain, aggregates: computeDefinitions, topology: t.topology, onError: (e) => console.error(`decider: ${e.message}`) });
     await worker.start();
