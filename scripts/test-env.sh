@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Makes this machine ready for `npm test`: openssl, Java and Maven (Kafka comes through them from Maven
-# Central, started by the tests themselves via infra/kafka/kafka.sh), and a PostgreSQL server
-# on 127.0.0.1:5432 with a database "test". Installs Debian packages only when something is
+# Central, started by the tests themselves via infra/kafka/kafka.sh), a PostgreSQL server
+# on 127.0.0.1:5432 with a database "test", and QEMU with a Debian cloud kernel and a static
+# busybox (the qemu compute driver's tests boot real guests: scripts/build-test-image.sh). Installs Debian packages only when something is
 # missing and we are root; otherwise it says what to install.
 set -euo pipefail
 
@@ -11,6 +12,12 @@ command -v mvn >/dev/null || missing+=(maven)
 command -v pg_ctlcluster >/dev/null || missing+=(postgresql)
 # The identity API makes its TLS certificates with openssl.
 command -v openssl >/dev/null || missing+=(openssl)
+# The qemu compute driver and its test image.
+installed() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q 'ok installed'; }
+command -v qemu-system-x86_64 >/dev/null || missing+=(qemu-system-x86)
+command -v qemu-img >/dev/null || missing+=(qemu-utils)
+ls /boot/vmlinuz-*-cloud-amd64 >/dev/null 2>&1 || missing+=(linux-image-cloud-amd64)
+installed busybox-static || missing+=(busybox-static)
 if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
     echo "test-env: installing ${missing[*]}"
@@ -39,4 +46,4 @@ if ! psql "$pg_url" -qAtc 'select 1' >/dev/null 2>&1; then
   fi
   psql "$pg_url" -qAtc 'select 1' >/dev/null || { echo "test-env: cannot reach $pg_url" >&2; exit 1; }
 fi
-echo "test-env: java, maven, openssl and PostgreSQL ready"
+echo "test-env: java, maven, openssl, PostgreSQL, qemu and the test image packages ready"
