@@ -1,0 +1,520 @@
+// The qemu compute driver: one qemu-system-x86_64 process per guest, controlled over QMP (a unix
+// socket per guest). Each guest has a directory <stateDir>/<instanceId>/ holding guest.json (what
+// it was spawned from, so power on needs no spec), qmp.sock, qemu.pid, console.log (the serial
+// port, appended to across reboots and power cycles), disk.qcow2 (an overlay on the image, for
+// disk images) and, while suspended, state (the saved machine). The process's existence is the
+// guest's power: quit = power off, launch again = power on; the directory is the guest.
+//
+// Accelerator: `kvm`, `tcg`, or `auto` (the default): probe once whether KVM really runs a guest
+// (on some machines /dev/kvm opens but guests stop with "KVM internal error"), TCG otherwise.
+import { execFile } from 'node:child_process';
+import { constants as fsConstants } from 'node:fs';
+import { access, mkdir, mkdtemp, open, readFile, readdir, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { POWER_STATES } from '../../domains/compute/instance.states.js';
+import type { ComputeDriver, GuestSpec } from './driver.js';
+import { QmpClient, QmpClosedError } from './qmp.js';
+
+const execFileP = promisify(execFile);
+
+/** How a guest boots: a kernel (and initrd) given to QEMU directly, or a disk image under a qcow2 overlay. */
+export type GuestBoot =
+  | { kind: 'kernel'; kernel: string; initrd?: string; append?: string }
+  | { kind: 'disk'; path: string; format?: 'qcow2' | 'raw' };
+
+export type Accelerator = 'auto' | 'kvm' | 'tcg';
+
+export interface QemuDriverOptions {
+  /** Directory of the guests' directories. */
+  stateDir: string;
+  /** Maps an image id to how its guests boot. */
+  resolveImage: (imageId: string) => GuestBoot | Promise<GuestBoot>;
+  /** The QEMU binary (default qemu-system-x86_64). */
+  qemuBinary?: string;
+  accelerator?: Accelerator;
+  /** At most this many bytes of console.log are read for console output, and kept at each (re)launch (default 1 MiB). */
+  consoleLogBytes?: number;
+  /** How long a graceful quit may take before SIGKILL (default 5 s). */
+  quitTimeoutMs?: number;
+}
+
+interface GuestFile {
+  spec: GuestSpec;
+  boot: GuestBoot;
+}
+
+export class QemuDriverError extends Error {}
+
+/** The boot of the test image built by scripts/build-test-image.sh into `dir`. */
+export function testImageBoot(dir: string): GuestBoot {
+  return { kind: 'kernel', kernel: join(dir, 'vmlinuz'), initrd: join(dir, 'initramfs.cpio.gz'), append: 'console=ttyS0 quiet panic=-1' };
+}
+
+/** Whether `pid` is a live process (a zombie, dead but not reaped, is not). */
+export async function processAlive(pid: number): Promise<boolean> {
+  try {
+    process.kill(pid, 0);
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+  try {
+    const s = await readFile(`/proc/${pid}/stat`, 'utf8');
+    const state = s.slice(s.lastIndexOf(')') + 2, s.lastIndexOf(')') + 3);
+    return state !== 'Z' && state !== 'X';
+  } catch {
+    return false;
+  }
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+// query-status → Nova's power state.
+function powerFromStatus(status: string): number {
+  switch (status) {
+    case 'running':
+      return POWER_STATES.RUNNING;
+    case 'internal-error':
+    case 'guest-panicked':
+    case 'io-error':
+      return POWER_STATES.CRASHED;
+    case 'shutdown':
+      return POWER_STATES.SHUTDOWN;
+    default: // paused, prelaunch, suspended (guest S3), inmigrate, postmigrate, save-vm, restore-vm, debug, ...
+      return POWER_STATES.PAUSED;
+  }
+}
+
+export class QemuDriver implements ComputeDriver {
+  readonly kind = 'qemu';
+  private readonly qemu: string;
+  private readonly consoleLogBytes: number;
+  private readonly quitTimeoutMs: number;
+  private readonly qmps = new Map<string, QmpClient>();
+  private readonly locks = new Map<string, Promise<unknown>>();
+  private accel: Promise<'kvm' | 'tcg'> | undefined;
+
+  constructor(private readonly o: QemuDriverOptions) {
+    this.qemu = o.qemuBinary ?? 'qemu-system-x86_64';
+    this.consoleLogBytes = o.consoleLogBytes ?? 1024 * 1024;
+    this.quitTimeoutMs = o.quitTimeoutMs ?? 5000;
+  }
+
+  /** The accelerator guests get: the configured one, or for `auto` the result of one probe. */
+  accelerator(): Promise<'kvm' | 'tcg'> {
+    const want = this.o.accelerator ?? 'auto';
+    if (want !== 'auto') return Promise.resolve(want);
+    this.accel ??= probeKvm(this.qemu).then((ok) => (ok ? 'kvm' : 'tcg'));
+    return this.accel;
+  }
+
+  private dir(id: string): string {
+    if (!/^[A-Za-z0-9][A-Za-z0-9._-]*$/.test(id)) throw new QemuDriverError(`bad instance id "${id}"`);
+    return join(this.o.stateDir, id);
+  }
+
+  // Operations on one guest run one at a time.
+  private serial<T>(id: string, fn: () => Promise<T>): Promise<T> {
+    const prev = this.locks.get(id) ?? Promise.resolve();
+    const next = prev.then(fn, fn);
+    const tail = next.catch(() => undefined);
+    this.locks.set(id, tail);
+    void tail.then(() => {
+      if (this.locks.get(id) === tail) this.locks.delete(id);
+    });
+    return next;
+  }
+
+  private async exists(path: string): Promise<boolean> {
+    try {
+      await access(path);
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
+  /** The pid of the guest's live QEMU process, if any (checked against its command line: pids get reused). */
+  async pid(id: string): Promise<number | undefined> {
+    const dir = this.dir(id);
+    let pid: number;
+    try {
+      pid = Number((await readFile(join(dir, 'qemu.pid'), 'utf8')).trim());
+    } catch {
+      return undefined;
+    }
+    if (!Number.isInteger(pid) || pid <= 0 || !(await processAlive(pid))) return undefined;
+    try {
+      const cmdline = await readFile(`/proc/${pid}/cmdline`, 'utf8');
+      if (!cmdline.split('\0').includes(join(dir, 'qemu.pid'))) return undefined;
+    } catch {
+      return undefined;
+    }
+    return pid;
+  }
+
+  private async qmp(id: string): Promise<QmpClient> {
+    const existing = this.qmps.get(id);
+    if (existing && !existing.isClosed) return existing;
+    const client = await QmpClient.connect(join(this.dir(id), 'qmp.sock'));
+    client.on('close', () => {
+      if (this.qmps.get(id) === client) this.qmps.delete(id);
+    });
+    this.qmps.set(id, client);
+    return client;
+  }
+
+  private async running(id: string): Promise<QmpClient> {
+    if ((await this.pid(id)) === undefined) throw new QemuDriverError(`instance ${id} is not running`);
+    return this.qmp(id);
+  }
+
+  private async readGuest(id: string): Promise<GuestFile> {
+    try {
+      return JSON.parse(await readFile(join(this.dir(id), 'guest.json'), 'utf8')) as GuestFile;
+    } catch {
+      throw new QemuDriverError(`instance ${id} is not on this host`);
+    }
+  }
+
+  spawn(spec: GuestSpec): Promise<void> {
+    return this.serial(spec.instanceId, async () => {
+      const id = spec.instanceId;
+      const dir = this.dir(id);
+      if ((await this.pid(id)) !== undefined) {
+        const q = await this.qmp(id);
+        const { status } = await q.execute<{ status: string }>('query-status');
+        if (status !== 'running') await q.execute('cont');
+        return;
+      }
+      await mkdir(dir, { recursive: true });
+      let guest: GuestFile;
+      if (await this.exists(join(dir, 'guest.json'))) {
+        guest = await this.readGuest(id);
+      } else {
+        guest = { spec, boot: await this.o.resolveImage(spec.imageId) };
+        if (guest.boot.kind === 'disk') await this.createOverlay(dir, guest.boot, spec.flavor.diskGb);
+        await writeFile(join(dir, 'guest.json.tmp'), JSON.stringify(guest, null, 2));
+        await rename(join(dir, 'guest.json.tmp'), join(dir, 'guest.json'));
+      }
+      await rm(join(dir, 'state'), { force: true }); // a spawn boots afresh; resume and power on restore
+      await this.launch(id, guest);
+    });
+  }
+
+  private async createOverlay(dir: string, boot: { path: string; format?: string }, diskGb: number): Promise<void> {
+    const overlay = join(dir, 'disk.qcow2');
+    if (await this.exists(overlay)) return;
+    const format = boot.format ?? 'qcow2';
+    await execFileP('qemu-img', ['create', '-q', '-f', 'qcow2', '-b', boot.path, '-F', format, `${overlay}.tmp`]);
+    const info = JSON.parse((await execFileP('qemu-img', ['info', '--output=json', `${overlay}.tmp`])).stdout) as { 'virtual-size': number };
+    const want = diskGb * 1024 ** 3;
+    if (want > info['virtual-size']) await execFileP('qemu-img', ['resize', '-q', `${overlay}.tmp`, String(want)]);
+    await rename(`${overlay}.tmp`, overlay);
+  }
+
+  /** Starts QEMU for a guest whose directory is ready; resolves once QMP answers. */
+  private async launch(id: string, guest: GuestFile, incoming = false): Promise<void> {
+    const dir = this.dir(id);
+    const sock = join(dir, 'qmp.sock');
+    if (Buffer.byteLength(sock) > 107) throw new QemuDriverError(`QMP socket path too long for a unix socket: ${sock}`);
+    await rm(sock, { force: true });
+    await rm(join(dir, 'qemu.pid'), { force: true });
+    await this.trimConsole(join(dir, 'console.log'));
+    const accel = await this.accelerator();
+    const { flavor } = guest.spec;
+    const args = [
+      '-name', `${guest.spec.name.replace(/,/g, ',,')},process=strata-${id}`,
+      '-nodefaults', '-no-user-config',
+      '-accel', accel,
+      ...(accel === 'kvm' ? ['-cpu', 'host'] : []),
+      '-m', String(Math.max(16, flavor.ramMb)),
+      '-smp', String(Math.max(1, flavor.vcpus)),
+      '-display', 'none',
+      '-chardev', `file,id=console,path=${join(dir, 'console.log').replace(/,/g, ',,')},append=on`,
+      '-serial', 'chardev:console',
+      '-qmp', `unix:${sock.replace(/,/g, ',,')},server=on,wait=off`,
+      '-pidfile', join(dir, 'qemu.pid'),
+      '-daemonize',
+    ];
+    if (guest.boot.kind === 'kernel') {
+      args.push('-kernel', guest.boot.kernel);
+      if (guest.boot.initrd) args.push('-initrd', guest.boot.initrd);
+      if (guest.boot.append) args.push('-append', guest.boot.append);
+    } else {
+      args.push('-drive', `file=${join(dir, 'disk.qcow2').replace(/,/g, ',,')},format=qcow2,if=virtio`);
+    }
+    if (incoming) args.push('-incoming', 'defer');
+    try {
+      // With -daemonize the first process exits once QEMU is set up (pidfile written, QMP listening).
+      await execFileP(this.qemu, args, { timeout: 30_000 });
+    } catch (err) {
+      const e = err as { stderr?: string; message: string };
+      throw new QemuDriverError(`qemu for ${id} failed to start: ${(e.stderr || e.message).trim()}`);
+    }
+    await this.qmp(id);
+  }
+
+  private async trimConsole(path: string): Promise<void> {
+    let size: number;
+    try {
+      size = (await stat(path)).size;
+    } catch {
+      return;
+    }
+    if (size <= this.consoleLogBytes) return;
+    const keep = await this.tail(path, Math.floor(this.consoleLogBytes / 2));
+    await writeFile(`${path}.tmp`, keep);
+    await rename(`${path}.tmp`, path);
+  }
+
+  private async tail(path: string, bytes: number): Promise<Buffer> {
+    const fh = await open(path, 'r');
+    try {
+      const { size } = await fh.stat();
+      const len = Math.min(size, bytes);
+      const buf = Buffer.alloc(len);
+      await fh.read(buf, 0, len, size - len);
+      if (len < size) {
+        const nl = buf.indexOf(10);
+        return nl >= 0 ? buf.subarray(nl + 1) : buf;
+      }
+      return buf;
+    } finally {
+      await fh.close();
+    }
+  }
+
+  /** Stops the guest's process: `quit` over QMP, SIGKILL when that fails or takes too long. */
+  private async stopProcess(id: string): Promise<void> {
+    const pid = await this.pid(id);
+    if (pid === undefined) return;
+    try {
+      const q = await this.qmp(id);
+      await Promise.race([q.execute('quit'), sleep(this.quitTimeoutMs)]);
+    } catch {
+      // QEMU closing the socket before its reply is the normal end; anything else ends in SIGKILL below.
+    }
+    const deadline = Date.now() + this.quitTimeoutMs;
+    while (Date.now() < deadline && (await processAlive(pid))) await sleep(25);
+    if (await processAlive(pid)) {
+      try {
+        process.kill(pid, 'SIGKILL');
+      } catch {
+        /* gone */
+      }
+      const end = Date.now() + 5000;
+      while (Date.now() < end && (await processAlive(pid))) await sleep(25);
+    }
+    this.qmps.get(id)?.close();
+    this.qmps.delete(id);
+  }
+
+  destroy(id: string): Promise<void> {
+    return this.serial(id, async () => {
+      await this.stopProcess(id);
+      await rm(this.dir(id), { recursive: true, force: true });
+    });
+  }
+
+  powerOff(id: string): Promise<void> {
+    return this.serial(id, async () => {
+      await this.readGuest(id);
+      await this.stopProcess(id);
+    });
+  }
+
+  powerOn(id: string): Promise<void> {
+    return this.serial(id, async () => {
+      const guest = await this.readGuest(id);
+      if ((await this.pid(id)) !== undefined) return;
+      if (await this.exists(join(this.dir(id), 'state'))) return this.restore(id, guest);
+      await this.launch(id, guest);
+    });
+  }
+
+  /** system_reset (soft and hard alike: the guest gets no ACPI request first); starts a guest that is off. */
+  reboot(id: string, _hard: boolean): Promise<void> {
+    return this.serial(id, async () => {
+      const guest = await this.readGuest(id);
+      if ((await this.pid(id)) === undefined) {
+        await rm(join(this.dir(id), 'state'), { force: true });
+        return this.launch(id, guest);
+      }
+      const q = await this.qmp(id);
+      await q.execute('system_reset');
+      const { status } = await q.execute<{ status: string }>('query-status');
+      if (status !== 'running') await q.execute('cont');
+    });
+  }
+
+  pause(id: string): Promise<void> {
+    return this.serial(id, async () => {
+      await (await this.running(id)).execute('stop');
+    });
+  }
+
+  unpause(id: string): Promise<void> {
+    return this.serial(id, async () => {
+      await (await this.running(id)).execute('cont');
+    });
+  }
+
+  /** Like libvirt's managed save: the machine's state goes to <dir>/state and the process ends. */
+  suspend(id: string): Promise<void> {
+    return this.serial(id, async () => {
+      const dir = this.dir(id);
+      if ((await this.pid(id)) === undefined) {
+        if (await this.exists(join(dir, 'state'))) return;
+        throw new QemuDriverError(`instance ${id} is not running`);
+      }
+      const q = await this.qmp(id);
+      await q.execute('stop');
+      const tmp = join(dir, 'state.tmp');
+      await q.execute('migrate', { uri: `exec:cat > '${tmp.replace(/'/g, `'\\''`)}'` });
+      await this.waitMigration(q, id);
+      await rename(tmp, join(dir, 'state'));
+      await this.stopProcess(id);
+    });
+  }
+
+  resume(id: string): Promise<void> {
+    return this.serial(id, async () => {
+      const guest = await this.readGuest(id);
+      if ((await this.pid(id)) !== undefined) {
+        await (await this.qmp(id)).execute('cont');
+        return;
+      }
+      if (!(await this.exists(join(this.dir(id), 'state')))) return this.launch(id, guest);
+      await this.restore(id, guest);
+    });
+  }
+
+  private async restore(id: string, guest: GuestFile): Promise<void> {
+    const state = join(this.dir(id), 'state');
+    await this.launch(id, guest, true);
+    const q = await this.qmp(id);
+    await q.execute('migrate-incoming', { uri: `exec:cat '${state.replace(/'/g, `'\\''`)}'` });
+    await this.waitMigration(q, id);
+    await q.execute('cont');
+    await rm(state, { force: true });
+  }
+
+  private async waitMigration(q: QmpClient, id: string): Promise<void> {
+    const deadline = Date.now() + 120_000;
+    for (;;) {
+      const info = await q.execute<{ status?: string; 'error-desc'?: string }>('query-migrate');
+      if (info.status === 'completed') return;
+      if (info.status === 'failed' || info.status === 'cancelled') {
+        throw new QemuDriverError(`saving or restoring ${id} failed: ${info['error-desc'] ?? info.status}`);
+      }
+      if (info.status === undefined) {
+        // An incoming migration that finished leaves query-migrate empty; the run state tells.
+        const { status } = await q.execute<{ status: string }>('query-status');
+        if (status !== 'inmigrate') return;
+      }
+      if (Date.now() > deadline) throw new QemuDriverError(`saving or restoring ${id} timed out`);
+      await sleep(50);
+    }
+  }
+
+  rescue(id: string): Promise<void> {
+    return Promise.reject(new QemuDriverError(`rescue of ${id}: not supported by the qemu driver yet`));
+  }
+
+  unrescue(id: string): Promise<void> {
+    return Promise.reject(new QemuDriverError(`unrescue of ${id}: not supported by the qemu driver yet`));
+  }
+
+  snapshot(id: string, _imageId: string): Promise<void> {
+    return Promise.reject(new QemuDriverError(`snapshot of ${id}: not supported by the qemu driver yet`));
+  }
+
+  async powerState(id: string): Promise<number> {
+    const dir = this.dir(id);
+    if ((await this.pid(id)) !== undefined) {
+      try {
+        const { status } = await (await this.qmp(id)).execute<{ status: string }>('query-status');
+        return powerFromStatus(status);
+      } catch (err) {
+        if (!(err instanceof QmpClosedError) && (await this.pid(id)) !== undefined) throw err;
+      }
+    }
+    if (await this.exists(join(dir, 'state'))) return POWER_STATES.SUSPENDED;
+    if (await this.exists(join(dir, 'guest.json'))) return POWER_STATES.SHUTDOWN;
+    return POWER_STATES.NOSTATE;
+  }
+
+  async list(): Promise<string[]> {
+    let names: string[];
+    try {
+      names = await readdir(this.o.stateDir);
+    } catch {
+      return [];
+    }
+    const out: string[] = [];
+    for (const n of names) if (await this.exists(join(this.o.stateDir, n, 'guest.json'))) out.push(n);
+    return out.sort();
+  }
+
+  async consoleOutput(id: string, lines?: number): Promise<string> {
+    const dir = this.dir(id);
+    if (!(await this.exists(join(dir, 'guest.json')))) throw new QemuDriverError(`instance ${id} is not on this host`);
+    let text: string;
+    try {
+      text = (await this.tail(join(dir, 'console.log'), this.consoleLogBytes)).toString('utf8');
+    } catch {
+      return '';
+    }
+    const all = text.replace(/\r/g, '').split('\n');
+    if (all[all.length - 1] === '') all.pop();
+    return (lines ? all.slice(-lines) : all).join('\n');
+  }
+
+  /** Closes the QMP connections (guests keep running: they belong to the host, not to this process). */
+  close(): void {
+    for (const q of this.qmps.values()) q.close();
+    this.qmps.clear();
+  }
+}
+
+/** Whether KVM really runs a guest: a tiny machine with no disk runs its firmware for a second. */
+export async function probeKvm(qemu = 'qemu-system-x86_64', ms = 1500): Promise<boolean> {
+  try {
+    await access('/dev/kvm', fsConstants.R_OK | fsConstants.W_OK);
+  } catch {
+    return false;
+  }
+  const dir = await mkdtemp(join(tmpdir(), 'strata-kvm-probe-'));
+  const sock = join(dir, 'qmp.sock');
+  const pidfile = join(dir, 'qemu.pid');
+  let pid: number | undefined;
+  try {
+    await execFileP(qemu, [
+      '-nodefaults', '-no-user-config', '-accel', 'kvm', '-cpu', 'host', '-m', '32', '-display', 'none',
+      '-qmp', `unix:${sock},server=on,wait=off`, '-pidfile', pidfile, '-daemonize',
+    ], { timeout: 15_000 });
+    pid = Number((await readFile(pidfile, 'utf8')).trim());
+    await sleep(ms);
+    if (!(await processAlive(pid))) return false;
+    const q = await QmpClient.connect(sock, 5000);
+    try {
+      const { status } = await q.execute<{ status: string }>('query-status');
+      return status === 'running';
+    } finally {
+      q.close();
+    }
+  } catch {
+    return false;
+  } finally {
+    if (pid !== undefined) {
+      try {
+        process.kill(pid, 'SIGKILL');
+      } catch {
+        /* gone */
+      }
+    }
+    await rm(dir, { recursive: true, force: true });
+  }
+}
