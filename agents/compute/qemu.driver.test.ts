@@ -8,6 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { POWER_STATES } from '../../domains/compute/instance.states.js';
 import type { GuestSpec } from './driver.js';
 import { QemuDriver, processAlive, testImageBoot } from './qemu.driver.js';
+import { QmpError } from './qmp.js';
 
 const MARKER = 'STRATA-GUEST-READY';
 const root = new URL('../..', import.meta.url).pathname;
@@ -82,6 +83,16 @@ describe('qemu driver', () => {
     await waitFor('the marker a second time', async () => count(await driver.consoleOutput(id), MARKER) === 2);
     expect(await driver.powerState(id)).toBe(POWER_STATES.RUNNING);
     expect((await driver.consoleOutput(id, 3)).split('\n').length).toBeLessThanOrEqual(3);
+    // Console output is the tail of the log, cut to whole lines within the size limit.
+    const small = new QemuDriver({ stateDir, accelerator: 'tcg', consoleLogBytes: 64, resolveImage: () => testImageBoot('') });
+    const tail = await small.consoleOutput(id);
+    expect(tail.length).toBeLessThanOrEqual(64);
+    expect(tail.split('\n').every((l) => l === MARKER || /^tick \d+$/.test(l))).toBe(true);
+
+    // QMP errors carry QEMU's class and description.
+    const err = await driver.execute(id, 'no-such-command').catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(QmpError);
+    expect((err as QmpError).qmpClass).toBe('CommandNotFound');
 
     expect(pid).toBeDefined();
     await driver.destroy(id);
@@ -121,6 +132,23 @@ describe('qemu driver', () => {
     await driver.destroy(id);
     expect(existsSync(join(stateDir, id))).toBe(false);
   }, 180_000);
+
+  it('boots a disk image through a qcow2 overlay sized to the flavor', async () => {
+    const base = join(stateDir, 'base.qcow2');
+    execFileSync('qemu-img', ['create', '-q', '-f', 'qcow2', base, '64M']);
+    const disk = new QemuDriver({ stateDir: join(stateDir, 'disk'), accelerator: 'tcg', resolveImage: () => ({ kind: 'disk', path: base, format: 'qcow2' }) });
+    try {
+      await disk.spawn(spec('vm-3'));
+      expect(await disk.powerState('vm-3')).toBe(POWER_STATES.RUNNING); // firmware, no bootable disk
+      const info = JSON.parse(execFileSync('qemu-img', ['info', '-U', '--output=json', join(stateDir, 'disk', 'vm-3', 'disk.qcow2')], { encoding: 'utf8' }));
+      expect(info['backing-filename']).toBe(base);
+      expect(info['virtual-size']).toBe(1024 ** 3);
+      await disk.destroy('vm-3');
+      expect(await disk.list()).toEqual([]);
+    } finally {
+      disk.close();
+    }
+  }, 60_000);
 
   it('auto probes KVM once and falls back to TCG when KVM cannot run a guest', async () => {
     const auto = new QemuDriver({ stateDir, accelerator: 'auto', resolveImage: () => { throw new Error('unused'); } });

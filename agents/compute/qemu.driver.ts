@@ -170,6 +170,11 @@ export class QemuDriver implements ComputeDriver {
     return this.qmp(id);
   }
 
+  /** Runs a QMP command on a running guest (device hotplug and the like go through here). */
+  execute<T = unknown>(id: string, command: string, args?: Record<string, unknown>): Promise<T> {
+    return this.serial(id, async () => (await this.running(id)).execute<T>(command, args));
+  }
+
   private async readGuest(id: string): Promise<GuestFile> {
     try {
       return JSON.parse(await readFile(join(this.dir(id), 'guest.json'), 'utf8')) as GuestFile;
