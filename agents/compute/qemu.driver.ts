@@ -34,6 +34,8 @@ export interface QemuDriverOptions {
   /** The QEMU binary (default qemu-system-x86_64). */
   qemuBinary?: string;
   accelerator?: Accelerator;
+  /** For `auto`: the guest the KVM probe boots (e.g. the test image with its marker); firmware only without it. */
+  kvmProbe?: Omit<KvmProbeOptions, 'qemu'>;
   /** At most this many bytes of console.log are read for console output, and kept at each (re)launch (default 1 MiB). */
   consoleLogBytes?: number;
   /** How long a graceful quit may take before SIGKILL (default 5 s). */
@@ -48,7 +50,7 @@ interface GuestFile {
 export class QemuDriverError extends Error {}
 
 /** The boot of the test image built by scripts/build-test-image.sh into `dir`. */
-export function testImageBoot(dir: string): GuestBoot {
+export function testImageBoot(dir: string): Extract<GuestBoot, { kind: 'kernel' }> {
   return { kind: 'kernel', kernel: join(dir, 'vmlinuz'), initrd: join(dir, 'initramfs.cpio.gz'), append: 'console=ttyS0 quiet panic=-1' };
 }
 
@@ -105,7 +107,7 @@ export class QemuDriver implements ComputeDriver {
   accelerator(): Promise<'kvm' | 'tcg'> {
     const want = this.o.accelerator ?? 'auto';
     if (want !== 'auto') return Promise.resolve(want);
-    this.accel ??= probeKvm(this.qemu).then((ok) => (ok ? 'kvm' : 'tcg'));
+    this.accel ??= probeKvm({ ...this.o.kvmProbe, qemu: this.qemu }).then((ok) => (ok ? 'kvm' : 'tcg'));
     return this.accel;
   }
 
@@ -484,8 +486,22 @@ export class QemuDriver implements ComputeDriver {
   }
 }
 
-/** Whether KVM really runs a guest: a tiny machine with no disk runs its firmware for a second. */
-export async function probeKvm(qemu = 'qemu-system-x86_64', ms = 1500): Promise<boolean> {
+export interface KvmProbeOptions {
+  qemu?: string;
+  /** A kernel guest to boot under KVM; KVM passes when `marker` shows on its serial console in time. Without it the probe runs only the firmware. */
+  boot?: Extract<GuestBoot, { kind: 'kernel' }>;
+  marker?: string;
+  /** How long the probe guest gets (default 1.5 s with firmware only, 20 s with a boot). */
+  timeoutMs?: number;
+}
+
+/**
+ * Whether KVM really runs a guest, the way the driver would start it (-accel kvm -cpu host): a tiny
+ * machine runs under KVM and must still be running (firmware only) or print `marker` (with `boot`).
+ * Here /dev/kvm opens but such a guest aborts ("failed to set MSR") or stops with "KVM internal error".
+ */
+export async function probeKvm(o: KvmProbeOptions = {}): Promise<boolean> {
+  const qemu = o.qemu ?? 'qemu-system-x86_64';
   try {
     await access('/dev/kvm', fsConstants.R_OK | fsConstants.W_OK);
   } catch {
@@ -494,14 +510,33 @@ export async function probeKvm(qemu = 'qemu-system-x86_64', ms = 1500): Promise<
   const dir = await mkdtemp(join(tmpdir(), 'strata-kvm-probe-'));
   const sock = join(dir, 'qmp.sock');
   const pidfile = join(dir, 'qemu.pid');
+  const consoleLog = join(dir, 'console.log');
   let pid: number | undefined;
   try {
-    await execFileP(qemu, [
-      '-nodefaults', '-no-user-config', '-accel', 'kvm', '-cpu', 'host', '-m', '32', '-display', 'none',
+    const args = [
+      '-nodefaults', '-no-user-config', '-accel', 'kvm', '-cpu', 'host', '-m', o.boot ? '256' : '32', '-display', 'none',
+      '-chardev', `file,id=console,path=${consoleLog}`, '-serial', 'chardev:console',
       '-qmp', `unix:${sock},server=on,wait=off`, '-pidfile', pidfile, '-daemonize',
-    ], { timeout: 15_000 });
+    ];
+    if (o.boot) {
+      args.push('-kernel', o.boot.kernel);
+      if (o.boot.initrd) args.push('-initrd', o.boot.initrd);
+      if (o.boot.append) args.push('-append', o.boot.append);
+    }
+    await execFileP(qemu, args, { timeout: 15_000 });
     pid = Number((await readFile(pidfile, 'utf8')).trim());
-    await sleep(ms);
+    const deadline = Date.now() + (o.timeoutMs ?? (o.boot ? 20_000 : 1500));
+    if (o.boot && o.marker) {
+      for (;;) {
+        if (!(await processAlive(pid))) return false;
+        const out = await readFile(consoleLog, 'utf8').catch(() => '');
+        if (out.includes(o.marker)) break;
+        if (Date.now() > deadline) return false;
+        await sleep(100);
+      }
+    } else {
+      await sleep(Math.max(0, deadline - Date.now()));
+    }
     if (!(await processAlive(pid))) return false;
     const q = await QmpClient.connect(sock, 5000);
     try {
