@@ -120,6 +120,16 @@ describe('qemu driver', () => {
     await waitFor('the marker after power on', async () => count(await driver.consoleOutput(id), MARKER) === 2);
     await waitFor('a tick', async () => /tick \d+\n?$/.test(await driver.consoleOutput(id, 1)));
 
+    // An agent restarting finds its guests: a new driver over the same directory talks to the same QEMU.
+    driver.close();
+    const again = new QemuDriver({ stateDir, accelerator: 'tcg', resolveImage: () => { throw new Error('unused'); } });
+    expect(await again.list()).toEqual([id]);
+    expect(await again.powerState(id)).toBe(POWER_STATES.RUNNING);
+    await again.pause(id);
+    expect(await again.powerState(id)).toBe(POWER_STATES.PAUSED);
+    await again.unpause(id);
+    again.close();
+
     await driver.suspend(id);
     expect(await driver.pid(id)).toBeUndefined();
     expect(await driver.powerState(id)).toBe(POWER_STATES.SUSPENDED);
