@@ -1,15 +1,19 @@
 // The compute agent's configuration, from the environment (listed in README.md). One agent
 // process serves one host, or with the fake driver any number of simulated hosts.
+import { existsSync } from 'node:fs';
 import { hostname } from 'node:os';
+import { join } from 'node:path';
 import { COMPUTE_DOMAIN } from '../../domains/compute/compute.types.js';
 import type { HostConfig } from './compute.agent.js';
+import type { ComputeDriver } from './driver.js';
 import { FakeDriver } from './fake.driver.js';
+import { QemuDriver, QemuDriverError, type Accelerator, type GuestBoot } from './qemu.driver.js';
 
 export interface AgentConfig {
   domain: string;
   partitions: number;
   replyPartitions: number;
-  driver: 'fake';
+  driver: 'fake' | 'qemu';
   hosts: HostConfig[];
   heartbeatMs: number;
   syncMs: number;
@@ -27,8 +31,9 @@ function number(env: NodeJS.ProcessEnv, name: string, fallback: number, min: num
 export function agentConfigFromEnv(env: NodeJS.ProcessEnv = process.env): AgentConfig {
   const backend = env.STRATA_LOG ?? 'embedded';
   const driver = env.STRATA_AGENT_DRIVER ?? 'fake';
-  if (driver !== 'fake') throw new Error(`STRATA_AGENT_DRIVER must be "fake" (qemu comes next), got "${driver}"`);
+  if (driver !== 'fake' && driver !== 'qemu') throw new Error(`STRATA_AGENT_DRIVER must be "fake" or "qemu", got "${driver}"`);
   const count = number(env, 'STRATA_AGENT_HOSTS', 1, 1);
+  if (driver === 'qemu' && count !== 1) throw new Error('STRATA_AGENT_HOSTS must be 1 with the qemu driver: one agent per real host');
   const baseId = env.STRATA_AGENT_HOST_ID || hostname();
   const zones = (env.STRATA_AGENT_AZ ?? 'nova').split(',').filter(Boolean);
   if (zones.length === 0) throw new Error('STRATA_AGENT_AZ must name at least one availability zone');
@@ -44,9 +49,11 @@ export function agentConfigFromEnv(env: NodeJS.ProcessEnv = process.env): AgentC
   const spawnMs = number(env, 'STRATA_FAKE_SPAWN_MS', 0, 0);
   const failureRate = number(env, 'STRATA_FAKE_FAILURE_RATE', 0, 0, false);
   if (failureRate > 1) throw new Error(`STRATA_FAKE_FAILURE_RATE must be between 0 and 1, got "${env.STRATA_FAKE_FAILURE_RATE}"`);
+  const qemu = driver === 'qemu' ? qemuDriverFromEnv(env) : undefined;
   const hosts = Array.from({ length: count }, (_, i) => {
     const hostId = count === 1 ? baseId : `${baseId}-${String(i).padStart(Math.max(4, String(count - 1).length), '0')}`;
-    return { hostId, availabilityZone: zones[i % zones.length], inventory, driver: new FakeDriver(hostId, { spawnMs, failureRate }) };
+    const d: ComputeDriver = qemu ?? new FakeDriver(hostId, { spawnMs, failureRate });
+    return { hostId, availabilityZone: zones[i % zones.length], inventory, driver: d };
   });
   return {
     domain: env.STRATA_COMPUTE_DOMAIN || COMPUTE_DOMAIN,
@@ -57,4 +64,31 @@ export function agentConfigFromEnv(env: NodeJS.ProcessEnv = process.env): AgentC
     heartbeatMs: number(env, 'STRATA_AGENT_HEARTBEAT_S', 10, 1) * 1000,
     syncMs: number(env, 'STRATA_AGENT_SYNC_S', 60, 1) * 1000,
   };
+}
+
+/**
+ * The qemu driver from the environment. Until the image service lands, images are files in
+ * STRATA_AGENT_IMAGE_DIR: <id>/vmlinuz (+ <id>/initramfs.cpio.gz) boots a kernel, <id>.qcow2 a disk.
+ */
+function qemuDriverFromEnv(env: NodeJS.ProcessEnv): QemuDriver {
+  const stateRoot = env.STRATA_STATE_DIR ?? '.strata';
+  const imageDir = env.STRATA_AGENT_IMAGE_DIR ?? join(stateRoot, 'images');
+  const accelerator = (env.STRATA_QEMU_ACCEL ?? 'auto') as Accelerator;
+  if (!['auto', 'kvm', 'tcg'].includes(accelerator)) throw new Error(`STRATA_QEMU_ACCEL must be auto, kvm or tcg, got "${accelerator}"`);
+  return new QemuDriver({
+    stateDir: env.STRATA_AGENT_STATE_DIR ?? join(stateRoot, 'compute'),
+    qemuBinary: env.STRATA_QEMU_BINARY || undefined,
+    accelerator,
+    consoleLogBytes: number(env, 'STRATA_CONSOLE_LOG_BYTES', 1024 * 1024, 1024),
+    resolveImage: (imageId): GuestBoot => {
+      const kernel = join(imageDir, imageId, 'vmlinuz');
+      if (existsSync(kernel)) {
+        const initrd = join(imageDir, imageId, 'initramfs.cpio.gz');
+        return { kind: 'kernel', kernel, initrd: existsSync(initrd) ? initrd : undefined, append: 'console=ttyS0 quiet panic=-1' };
+      }
+      const disk = join(imageDir, `${imageId}.qcow2`);
+      if (existsSync(disk)) return { kind: 'disk', path: disk, format: 'qcow2' };
+      throw new QemuDriverError(`image ${imageId} is not in ${imageDir} (neither ${imageId}/vmlinuz nor ${imageId}.qcow2)`);
+    },
+  });
 }

@@ -7,6 +7,7 @@ import { randomUUID } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 import { FakeDriver, type FakeDriverOptions } from '../../agents/compute/fake.driver.js';
 import { ComputeAgents, type HostConfig } from '../../agents/compute/compute.agent.js';
+import type { ComputeDriver } from '../../agents/compute/driver.js';
 import { ComputeWriter } from '../../api/compute/compute.writer.js';
 import { createServers } from '../../api/compute/create-server.js';
 import { ApiError } from '../../api/errors.js';
@@ -57,6 +58,8 @@ export interface RigOptions {
   zones?: string[];
   inventory?: HostConfig['inventory'];
   driver?: (hostId: string) => FakeDriverOptions;
+  /** Another driver than the fake one for these hosts (the real qemu one). */
+  driverFor?: (hostId: string) => ComputeDriver;
   conductor?: Partial<ConductorOptions>;
   heartbeatMs?: number;
   partitions?: number;
@@ -109,8 +112,9 @@ export async function startRig(o: RigOptions): Promise<Rig> {
   const drivers = new Map<string, FakeDriver>();
   const hostIds = Array.from({ length: o.hosts }, (_, i) => `host-${String(i).padStart(4, '0')}`);
   const hosts: HostConfig[] = hostIds.map((hostId, i) => {
-    const driver = new FakeDriver(hostId, o.driver?.(hostId) ?? {});
-    drivers.set(hostId, driver);
+    const fake = new FakeDriver(hostId, o.driver?.(hostId) ?? {});
+    const driver = o.driverFor?.(hostId) ?? fake;
+    if (driver === fake) drivers.set(hostId, fake);
     return {
       hostId,
       availabilityZone: zones[i % zones.length],
