@@ -15,14 +15,7 @@ describe('server actions end to end (embedded log, fake driver)', () => {
   afterAll(async () => rig?.close());
 
   const view = (id: string) => rig.feed.view.instances.get(id)!;
-  /** Sends an action and waits until it has ended (no action running). */
-  async function act(id: string, command: Message & Record<string, unknown>) {
-    const before = view(id).version;
-    const reply = await rig.send('instance', id, command);
-    expect(reply.kind, reply.kind === 'rejected' ? reply.rejection.message : '').toBe('accepted');
-    await until(() => view(id).version > before && view(id).action === null, `${command.type} to end`, 20_000);
-    return view(id);
-  }
+  const act = (id: string, command: Message & Record<string, unknown>) => rig.act(id, command);
   const power = (id: string) => rig.drivers.get(view(id).host)!.powerState(id);
   async function boot() {
     const b = await rig.boot({ flavor: flavor(1, 512, 1) });

@@ -34,13 +34,7 @@ describe('the compute agent with the qemu driver (embedded log, real qemu under 
   });
 
   const view = (id: string) => rig.feed.view.instances.get(id)!;
-  async function act(id: string, command: Message & Record<string, unknown>) {
-    const before = view(id).version;
-    const reply = await rig.send('instance', id, command);
-    expect(reply.kind, reply.kind === 'rejected' ? reply.rejection.message : '').toBe('accepted');
-    await until(() => view(id).version > before && view(id).action === null, `${command.type} to end`, 60_000);
-    return view(id);
-  }
+  const act = (id: string, command: Message & Record<string, unknown>) => rig.act(id, command, 60_000);
   const console = async (id: string) => qemu.consoleOutput(id).catch(() => '');
   const pidOf = async (id: string) => Number((await readFile(join(stateDir, id, 'qemu.pid'), 'utf8')).trim());
 

@@ -13,7 +13,7 @@ import { createServers } from '../../api/compute/create-server.js';
 import { ApiError } from '../../api/errors.js';
 import type { Rejection } from '../../domains/kernel/rejection.js';
 import { auditCompute, type AuditReport } from '../../domains/compute/compute.audit.js';
-import type { ComputeEvent } from '../../domains/compute/compute.view.js';
+import type { ComputeEvent, InstanceView } from '../../domains/compute/compute.view.js';
 import type { FlavorRef } from '../../domains/compute/instance.actions.js';
 import type { Message } from '../../domains/kernel/decider.js';
 import { computeCodecFor, computeDefinitions } from '../../infra/codecs/compute.codec.js';
@@ -88,6 +88,8 @@ export interface Rig {
   /** One server, asked for exactly as the API's CreateServer asks (quota, group seat, instance). */
   boot(r: { name?: string; projectId?: string; flavor?: FlavorRef; availabilityZone?: string; serverGroupId?: string }, bus?: CommandBus): Promise<BootOutcome>;
   createGroup(policy: string, projectId?: string, maxServerPerHost?: number): Promise<string>;
+  /** Sends a server action as an admin and waits until it has ended (no action running); the server after it. */
+  act(id: string, command: Message & Record<string, unknown>, timeoutMs?: number): Promise<InstanceView>;
   audit(): Promise<AuditReport>;
   close(): Promise<void>;
 }
@@ -155,6 +157,14 @@ export async function startRig(o: RigOptions): Promise<Rig> {
         if (e instanceof ApiError) return { ok: false, instanceId: '', rejection: e.rejection };
         throw e;
       }
+    },
+    async act(id, command, timeoutMs = 20_000) {
+      const view = () => feed.view.instances.get(id)!;
+      const before = view().version;
+      const reply = await send('instance', id, command);
+      if (reply.kind === 'rejected') throw new Error(`${command.type} refused: ${reply.rejection.message}`);
+      await until(() => view().version > before && view().action === null, `${command.type} to end`, timeoutMs);
+      return view();
     },
     async createGroup(policy, projectId = 'p1', maxServerPerHost = 1) {
       const id = randomUUID();
