@@ -257,9 +257,13 @@ export class ComputeAgents {
    */
   private async sweep(sync: boolean): Promise<void> {
     const view = this.feed.view;
+    // One pass over the servers: the duties, and (when syncing) the servers placed on each host.
+    const placed = new Map<string, InstanceView[]>();
     for (const v of view.instances.values()) {
       const h = this.hosts.get(v.host);
-      if (h) this.evaluate(h, v);
+      if (!h) continue;
+      this.evaluate(h, v);
+      if (sync) placed.set(v.host, [...(placed.get(v.host) ?? []), v]);
     }
     if (!sync) return;
     for (const h of this.hosts.values()) {
@@ -281,8 +285,8 @@ export class ComputeAgents {
         }
       }
       // Guests the log runs here that the hypervisor lost: report them shut down.
-      for (const v of view.instances.values()) {
-        if (v.host !== h.config.hostId || v.action !== null || NOT_SYNCED.has(v.vm) || h.inFlight.has(v.instanceId)) continue;
+      for (const v of placed.get(h.config.hostId) ?? []) {
+        if (v.action !== null || NOT_SYNCED.has(v.vm) || h.inFlight.has(v.instanceId)) continue;
         if (v.powerState !== POWER_STATES.SHUTDOWN && (await d.powerState(v.instanceId)) === POWER_STATES.NOSTATE) {
           this.stats.powerReports++;
           await this.send(h, v.instanceId, 'instance', { type: 'ReportPowerState', powerState: POWER_STATES.SHUTDOWN }, `agent/${h.config.hostId}/${v.instanceId}/${v.version}/power/lost`);

@@ -49,6 +49,7 @@ export function agentConfigFromEnv(env: NodeJS.ProcessEnv = process.env): AgentC
   const spawnMs = number(env, 'STRATA_FAKE_SPAWN_MS', 0, 0);
   const failureRate = number(env, 'STRATA_FAKE_FAILURE_RATE', 0, 0, false);
   if (failureRate > 1) throw new Error(`STRATA_FAKE_FAILURE_RATE must be between 0 and 1, got "${env.STRATA_FAKE_FAILURE_RATE}"`);
+  const partitions = number(env, 'STRATA_PARTITIONS', backend === 'embedded' ? 4 : 12, 1);
   const qemu = driver === 'qemu' ? qemuDriverFromEnv(env) : undefined;
   const hosts = Array.from({ length: count }, (_, i) => {
     const hostId = count === 1 ? baseId : `${baseId}-${String(i).padStart(Math.max(4, String(count - 1).length), '0')}`;
@@ -57,8 +58,8 @@ export function agentConfigFromEnv(env: NodeJS.ProcessEnv = process.env): AgentC
   });
   return {
     domain: env.STRATA_COMPUTE_DOMAIN || COMPUTE_DOMAIN,
-    partitions: number(env, 'STRATA_PARTITIONS', backend === 'embedded' ? 4 : 12, 1),
-    replyPartitions: number(env, 'STRATA_REPLY_PARTITIONS', number(env, 'STRATA_PARTITIONS', backend === 'embedded' ? 4 : 12, 1), 1),
+    partitions,
+    replyPartitions: number(env, 'STRATA_REPLY_PARTITIONS', partitions, 1),
     driver,
     hosts,
     heartbeatMs: number(env, 'STRATA_AGENT_HEARTBEAT_S', 10, 1) * 1000,

@@ -68,7 +68,7 @@ export class Conductor {
 
   static async start(o: ConductorOptions): Promise<Conductor> {
     const feed = o.feed ?? (await ComputeFeed.start(o.log, o.topology, o.domain));
-    const bus = await CommandBus.connect({ log: o.log, clientId: undefined, timeoutMs: 30_000 });
+    const bus = await CommandBus.connect({ log: o.log, timeoutMs: 30_000 });
     const c = new Conductor(o, feed, !o.feed, bus);
     feed.onChange((ids) => c.mark(ids));
     c.mark(feed.view.instances.keys());
@@ -188,7 +188,7 @@ export class Conductor {
     const round = this.claimRounds.get(v.instanceId) ?? 0;
     for (const hostId of selection.hosts) {
       const host = view.host(hostId);
-      const claim = { vcpus: flavor.vcpus, ramMb: flavor.ramMb, diskGb: flavorDiskGb(flavor), groupId: group && (group.policy === 'affinity' || group.policy === 'anti-affinity') ? group.id : (group?.id ?? '') };
+      const claim = { vcpus: flavor.vcpus, ramMb: flavor.ramMb, diskGb: flavorDiskGb(flavor), groupId: group?.id ?? '' };
       const held = host.claims.has(v.instanceId);
       if (!held) view.claim(host, v.instanceId, claim); // at once, so concurrent boots see it
       const reply = await this.trySend(

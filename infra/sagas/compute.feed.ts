@@ -21,6 +21,20 @@ const FOLDED = new Set([
   'AggregateCreated', 'AggregateUpdated', 'AggregateHostAdded', 'AggregateHostRemoved', 'AggregateDeleted',
 ]);
 
+/** A compute events record as the view and the audit fold it: the payload with where it came from. */
+export function decodeComputeEvent(record: LogRecord): ComputeEvent {
+  const envelope = decodeEvent(record.value);
+  const payload = computeCodecFor(envelope.aggregateType).decodeEvent(envelope.type, envelope.payload) as unknown as Record<string, unknown>;
+  return {
+    ...payload,
+    type: envelope.type,
+    aggregateType: envelope.aggregateType,
+    aggregateId: envelope.aggregateId,
+    version: envelope.version,
+    occurredAtMs: envelope.occurredAtMs,
+  } as ComputeEvent;
+}
+
 export type FeedListener = (changed: ReadonlySet<string>) => void;
 
 export class ComputeFeed {
@@ -61,17 +75,8 @@ export class ComputeFeed {
       this.folded.set(r.partition, r.offset + 1);
       const type = r.headers[HEADER_EVENT_TYPE];
       if (type !== undefined && !FOLDED.has(type)) continue;
-      const envelope = decodeEvent(r.value);
-      if (!FOLDED.has(envelope.type)) continue;
-      const payload = computeCodecFor(envelope.aggregateType).decodeEvent(envelope.type, envelope.payload) as unknown as Record<string, unknown>;
-      const event = {
-        ...payload,
-        type: envelope.type,
-        aggregateType: envelope.aggregateType,
-        aggregateId: envelope.aggregateId,
-        version: envelope.version,
-        occurredAtMs: envelope.occurredAtMs,
-      } as ComputeEvent;
+      const event = decodeComputeEvent(r);
+      if (!FOLDED.has(event.type)) continue;
       const id = this.view.apply(event);
       if (id) changed.add(id);
     }

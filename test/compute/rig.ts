@@ -18,12 +18,11 @@ import type { FlavorRef } from '../../domains/compute/instance.actions.js';
 import type { Message } from '../../domains/kernel/decider.js';
 import { computeCodecFor, computeDefinitions } from '../../infra/codecs/compute.codec.js';
 import type { Actor, Reply } from '../../infra/envelope/envelope.js';
-import { decodeEvent } from '../../infra/envelope/envelope.codec.js';
 import { CommandBus } from '../../infra/runtime/command-bus.js';
 import { DeciderWorker } from '../../infra/runtime/decider-worker.js';
 import { domainTopics } from '../../infra/runtime/topology.js';
 import { Conductor, type ConductorOptions } from '../../infra/sagas/compute.conductor.js';
-import { ComputeFeed } from '../../infra/sagas/compute.feed.js';
+import { ComputeFeed, decodeComputeEvent } from '../../infra/sagas/compute.feed.js';
 import { openTestLog, type Backend, type TestLog } from '../support/backends.js';
 import { settledEndOffsets, until } from '../support/wait.js';
 
@@ -179,11 +178,7 @@ export async function startRig(o: RigOptions): Promise<Rig> {
       const events: ComputeEvent[] = [];
       for (let p = 0; p < ends.length; p++) {
         for await (const batch of t.log.read(topic, p, 0, ends[p])) {
-          for (const r of batch) {
-            const e = decodeEvent(r.value);
-            const payload = computeCodecFor(e.aggregateType).decodeEvent(e.type, e.payload) as unknown as Record<string, unknown>;
-            events.push({ ...payload, type: e.type, aggregateType: e.aggregateType, aggregateId: e.aggregateId, version: e.version, occurredAtMs: e.occurredAtMs } as ComputeEvent);
-          }
+          for (const r of batch) events.push(decodeComputeEvent(r));
         }
       }
       return auditCompute(events);
