@@ -53,7 +53,7 @@ describe.each(BACKENDS)('compute restarts on the %s log', (backend) => {
     await until(everyActive(rig, ids), 'every boot ACTIVE', 60_000);
     expect(second.stats.scheduled).toBeLessThan(BOOTS); // it did not start over
     await expectClean(rig, ids);
-  });
+  }, 180_000);
 
   it('agents stopped mid-spawn: new agents on the same hypervisors adopt the guests, none twice', async () => {
     rig = await startRig({ backend, hosts: 10, heartbeatMs: 1000, driver: () => ({ spawnMs: 150 }) });
@@ -64,5 +64,5 @@ describe.each(BACKENDS)('compute restarts on the %s log', (backend) => {
     extra.push(again);
     await until(everyActive(rig, ids), 'every boot ACTIVE', 60_000);
     await expectClean(rig, ids);
-  });
+  }, 180_000);
 });

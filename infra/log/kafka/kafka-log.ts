@@ -53,16 +53,19 @@ function isFencing(e: unknown): boolean {
 
 const toHeaders = (h?: Record<string, string>): IHeaders | undefined => h;
 
+// Errors of a topic whose metadata is still settling: just created, or its leader just moved.
+const SETTLING_ERRORS = new Set(['UNKNOWN_TOPIC_OR_PARTITION', 'NOT_LEADER_FOR_PARTITION', 'LEADER_NOT_AVAILABLE']);
+
 /**
  * A topic just created reaches each broker's metadata at its own moment, and kafkajs does not
- * retry "unknown topic" everywhere (consumer subscribe, admin metadata): retry it here, briefly.
+ * retry these everywhere (consumer subscribe, admin metadata, admin offsets): retry them here, briefly.
  */
-async function retryUnknownTopic<T>(fn: () => Promise<T>, attempts = 50): Promise<T> {
+async function retrySettling<T>(fn: () => Promise<T>, attempts = 50): Promise<T> {
   for (let attempt = 1; ; attempt++) {
     try {
       return await fn();
     } catch (e) {
-      if ((e as { type?: string }).type !== 'UNKNOWN_TOPIC_OR_PARTITION' || attempt >= attempts) throw e;
+      if (!SETTLING_ERRORS.has((e as { type?: string }).type ?? '') || attempt >= attempts) throw e;
       await new Promise((r) => setTimeout(r, 100));
     }
   }
@@ -209,7 +212,7 @@ export class KafkaLog implements Log {
     let n = this.partitionCounts.get(topic);
     if (n === undefined) {
       const admin = await this.getAdmin();
-      const meta = await retryUnknownTopic(() => admin.fetchTopicMetadata({ topics: [topic] }));
+      const meta = await retrySettling(() => admin.fetchTopicMetadata({ topics: [topic] }));
       n = meta.topics[0]!.partitions.length;
       this.partitionCounts.set(topic, n);
     }
@@ -262,9 +265,26 @@ export class KafkaLog implements Log {
     }
   }
 
-  async endOffsets(topic: string): Promise<number[]> {
+  private async topicOffsets(topic: string) {
     const admin = await this.getAdmin();
-    const offsets = await admin.fetchTopicOffsets(topic); // read_committed: `high` is the last stable offset
+    // The shared admin's metadata may name a leader that has just moved, and kafkajs does not
+    // refresh it for this call: a retry asks through a fresh client (fresh metadata).
+    return admin.fetchTopicOffsets(topic).catch((e: { type?: string }) => {
+      if (!SETTLING_ERRORS.has(e.type ?? '')) throw e;
+      return retrySettling(async () => {
+        const fresh = this.kafka.admin();
+        await fresh.connect();
+        try {
+          return await fresh.fetchTopicOffsets(topic);
+        } finally {
+          await fresh.disconnect().catch(() => undefined);
+        }
+      });
+    });
+  }
+
+  async endOffsets(topic: string): Promise<number[]> {
+    const offsets = await this.topicOffsets(topic); // read_committed: `high` is the last stable offset
     const out: number[] = [];
     for (const o of offsets) out[o.partition] = Number(o.high);
     return out;
@@ -293,7 +313,7 @@ export class KafkaLog implements Log {
       consumer.on(consumer.events.END_BATCH_PROCESS, (e) => onProgress(e.payload.partition, Number(e.payload.lastOffset)));
     }
     await consumer.connect();
-    for (const topic of topics) await retryUnknownTopic(() => consumer.subscribe({ topic, fromBeginning: true }));
+    for (const topic of topics) await retrySettling(() => consumer.subscribe({ topic, fromBeginning: true }));
     await consumer.run({
       autoCommit: false,
       partitionsConsumedConcurrently: 4,
@@ -344,7 +364,7 @@ export class KafkaLog implements Log {
 
   async *read(topic: string, partition: number, from: number, to: number): AsyncIterable<LogRecord[]> {
     // Records below the log start offset are gone (retention, truncate): start where data begins.
-    const low = Number((await (await this.getAdmin()).fetchTopicOffsets(topic)).find((o) => o.partition === partition)?.low ?? 0);
+    const low = Number((await this.topicOffsets(topic)).find((o) => o.partition === partition)?.low ?? 0);
     from = Math.max(from, low);
     if (from >= to) return;
     const queue: LogRecord[][] = [];
@@ -405,7 +425,7 @@ export class KafkaLog implements Log {
     });
     consumer.on(consumer.events.CRASH, (e) => options.onError?.(e.payload.error));
     await consumer.connect();
-    await retryUnknownTopic(() => consumer.subscribe({ topic: options.topic, fromBeginning: true }));
+    await retrySettling(() => consumer.subscribe({ topic: options.topic, fromBeginning: true }));
     await consumer.run({
       autoCommit: false,
       partitionsConsumedConcurrently: partitions,
@@ -498,8 +518,17 @@ export class KafkaLog implements Log {
 
   async truncate(topic: string): Promise<void> {
     const admin = await this.getAdmin();
-    const ends = await admin.fetchTopicOffsets(topic);
+    const ends = await this.topicOffsets(topic);
     await admin.deleteTopicRecords({ topic, partitions: ends.map((o) => ({ partition: o.partition, offset: o.high })) });
+  }
+
+  /** Deletes every topic whose name contains `fragment` (a test's or a retired domain's topics). */
+  async deleteTopicsContaining(fragment: string): Promise<string[]> {
+    const admin = await this.getAdmin();
+    const topics = (await admin.listTopics()).filter((t) => t.includes(fragment));
+    if (topics.length > 0) await admin.deleteTopics({ topics, timeout: 30_000 });
+    for (const t of topics) this.partitionCounts.delete(t);
+    return topics;
   }
 
   async close(): Promise<void> {
