@@ -160,6 +160,9 @@ export class ComputeAgents {
     const action = v.action!;
     const key = `agent/${h.config.hostId}/${id}/${v.actionVersion}/${v.failedHosts.length}`;
     if (duty.kind === 'spawn') {
+    // A live migration's source has its part too (sending the guest).
+    const source = v.action === 'live-migration' && v.sourceHost !== v.host ? this.hosts.get(v.sourceHost) : undefined;
+    if (source) this.evaluate(source, v);
       // task_state "spawning" is reported once the spawn has taken longer than progressAfterMs:
       // a boot that is done sooner goes straight to ACTIVE, one command fewer on the log.
       let progress: Promise<unknown> | undefined;
@@ -212,6 +215,23 @@ export class ComputeAgents {
       case 'shelveOffload':
         return d.destroy(id);
       case 'restore':
+    if (duty.kind === 'listen' || duty.kind === 'send') {
+      try {
+        if (duty.kind === 'listen') {
+          const uri = await driver.prepareIncoming(this.spec(v));
+          await this.send(h, id, 'instance', { type: 'ReportMigrationTarget', action, uri }, `${key}/target`);
+          return;
+        }
+        await driver.migrateTo(id, duty.uri);
+      } catch (e) {
+        this.stats.actionFailures++;
+        await this.send(h, id, 'instance', { type: 'FailInstanceAction', action, code: 500, message: `${action} on host ${h.config.hostId} failed: ${(e as Error).message}` }, `${key}/failed`);
+        return;
+      }
+      this.stats.actions++;
+      await this.send(h, id, 'instance', { type: 'CompleteInstanceAction', action }, `${key}/complete`);
+      return;
+    }
       case 'start':
         return d.powerOn(id);
       case 'stop':
@@ -286,6 +306,8 @@ export class ComputeAgents {
       }
       // Guests the log runs here that the hypervisor lost: report them shut down.
       for (const v of placed.get(h.config.hostId) ?? []) {
+      const source = v.action === 'live-migration' && v.sourceHost !== v.host ? this.hosts.get(v.sourceHost) : undefined;
+      if (source) this.evaluate(source, v);
         if (v.action !== null || NOT_SYNCED.has(v.vm) || h.inFlight.has(v.instanceId)) continue;
         if (v.powerState !== POWER_STATES.SHUTDOWN && (await d.powerState(v.instanceId)) === POWER_STATES.NOSTATE) {
           this.stats.powerReports++;

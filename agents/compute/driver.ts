@@ -1,6 +1,6 @@
 // What a compute agent needs from a hypervisor. Every operation is idempotent (the agent may
 // repeat one after a crash): spawning a guest that runs, or destroying one that is gone, succeeds.
-// Drivers: `fake` (in process, for scale tests) and, with the next issue, `qemu`.
+// Drivers: `fake` (in process, for scale tests) and `qemu`.
 import type { FlavorRef } from '../../domains/compute/instance.actions.js';
 
 export interface GuestSpec {
@@ -25,6 +25,16 @@ export interface ComputeDriver {
   resume(instanceId: string): Promise<void>;
   rescue(instanceId: string): Promise<void>;
   unrescue(instanceId: string): Promise<void>;
+  /**
+   * Live migration, destination: starts the guest waiting for its running state from the source,
+   * and says where the source sends it (a URI the source's driver understands).
+   */
+  prepareIncoming(spec: GuestSpec): Promise<string>;
+  /**
+   * Live migration, source: sends the running guest to `uri` (from the destination's
+   * prepareIncoming), then removes it here. A guest no longer here has been sent.
+   */
+  migrateTo(instanceId: string, uri: string): Promise<void>;
   /** Captures the guest's disk as the image `imageId`. */
   snapshot(instanceId: string, imageId: string): Promise<void>;
   /** Nova's power_state of the guest (NOSTATE when the driver has no such guest). */

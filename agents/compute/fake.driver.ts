@@ -48,6 +48,16 @@ export class FakeDriver implements ComputeDriver {
     this.guests.set(spec.instanceId, { spec, power: POWER_STATES.RUNNING, rescued: false, console: [`booted ${spec.name} on ${this.hostId}`] });
   }
 
+  /** The fake destination "receives" by booting the guest at once: fake hosts share no memory. */
+  async prepareIncoming(spec: GuestSpec): Promise<string> {
+    await this.spawn(spec);
+    return `fake:${this.hostId}/${spec.instanceId}`;
+  }
+
+  async migrateTo(id: string, _uri: string): Promise<void> {
+    this.guests.delete(id);
+  }
+
   async destroy(id: string): Promise<void> {
     this.guests.delete(id);
   }

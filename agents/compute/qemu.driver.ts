@@ -40,6 +40,8 @@ export interface QemuDriverOptions {
   consoleLogBytes?: number;
   /** How long a graceful quit may take before SIGKILL (default 5 s). */
   quitTimeoutMs?: number;
+  /** The address a live migration's destination listens on, reachable from other hosts (default 127.0.0.1). */
+  migrationAddress?: string;
 }
 
 interface GuestFile {
@@ -414,16 +416,67 @@ export class QemuDriver implements ComputeDriver {
       const info = await q.execute<{ status?: string; 'error-desc'?: string }>('query-migrate');
       if (info.status === 'completed') return;
       if (info.status === 'failed' || info.status === 'cancelled') {
-        throw new QemuDriverError(`saving or restoring ${id} failed: ${info['error-desc'] ?? info.status}`);
+        throw new QemuDriverError(`migration of ${id} (a move, save or restore) failed: ${info['error-desc'] ?? info.status}`);
       }
       if (info.status === undefined) {
         // An incoming migration that finished leaves query-migrate empty; the run state tells.
         const { status } = await q.execute<{ status: string }>('query-status');
         if (status !== 'inmigrate') return;
       }
-      if (Date.now() > deadline) throw new QemuDriverError(`saving or restoring ${id} timed out`);
+      if (Date.now() > deadline) throw new QemuDriverError(`migration of ${id} (a move, save or restore) timed out`);
       await sleep(50);
     }
+  }
+
+  /**
+   * QEMU waiting for the guest's state (-incoming defer), listening on a free port of
+   * migrationAddress; the URI is kept in the guest's directory so that asking again (an agent that
+   * restarted) gives the same answer while QEMU still waits.
+   */
+  prepareIncoming(spec: GuestSpec): Promise<string> {
+    return this.serial(spec.instanceId, async () => {
+      const id = spec.instanceId;
+      const dir = this.dir(id);
+      const uriFile = join(dir, 'incoming.uri');
+      if ((await this.pid(id)) !== undefined) {
+        const stored = await readFile(uriFile, 'utf8').catch(() => '');
+        if (stored) return stored;
+        throw new QemuDriverError(`instance ${id} already runs on this host`);
+      }
+      await rm(dir, { recursive: true, force: true }); // what a failed earlier try left
+      await mkdir(dir, { recursive: true });
+      const guest: GuestFile = { spec, boot: await this.o.resolveImage(spec.imageId) };
+      if (guest.boot.kind === 'disk') await this.createOverlay(dir, guest.boot, spec.flavor.diskGb);
+      await writeFile(join(dir, 'guest.json'), JSON.stringify(guest, null, 2));
+      await this.launch(id, guest, true);
+      const q = await this.qmp(id);
+      await q.execute('migrate-incoming', { uri: `tcp:${this.o.migrationAddress ?? '127.0.0.1'}:0` });
+      const info = await q.execute<{ 'socket-address'?: { host: string; port: string }[] }>('query-migrate');
+      const at = info['socket-address']?.[0];
+      if (!at) throw new QemuDriverError(`qemu for ${id} did not say where it listens for the migration`);
+      const uri = `tcp:${at.host}:${at.port}`;
+      await writeFile(uriFile, uri);
+      return uri;
+    });
+  }
+
+  /** QEMU's own live migration (with the disk's overlay for disk guests), then the guest leaves this host. */
+  migrateTo(id: string, uri: string): Promise<void> {
+    return this.serial(id, async () => {
+      const dir = this.dir(id);
+      if (!(await this.exists(join(dir, 'guest.json')))) return; // sent earlier, then removed
+      if ((await this.pid(id)) === undefined) throw new QemuDriverError(`instance ${id} is not running`);
+      const guest = await this.readGuest(id);
+      const q = await this.qmp(id);
+      const { status } = await q.execute<{ status?: string }>('query-migrate');
+      // An agent that restarted mid-migration finds QEMU still sending, or done: it waits, or not.
+      if (status !== 'active' && status !== 'setup' && status !== 'completed') {
+        await q.execute('migrate', guest.boot.kind === 'disk' ? { uri, blk: true, inc: true } : { uri });
+      }
+      await this.waitMigration(q, id);
+      await this.stopProcess(id);
+      await rm(dir, { recursive: true, force: true });
+    });
   }
 
   rescue(id: string): Promise<void> {

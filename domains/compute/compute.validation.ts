@@ -266,6 +266,10 @@ const COMMAND_RULES: Record<string, (c: Fields) => void> = {
 
   RegisterHost: (c) => {
     validateInventory('inventory', c.inventory);
+  ReportMigrationTarget: (c) => {
+    text('action', c.action, 255, true);
+    text('uri', c.uri, 1024, true);
+  },
     availabilityZone('availability_zone', c.availabilityZone);
   },
   ClaimResources: (c) => {

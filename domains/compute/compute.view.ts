@@ -33,6 +33,8 @@ export interface InstanceView extends BootView {
   startTask: TaskState | null;
   actionImageId: string;
   offload: boolean;
+  /** Of a live migration: where the destination listens for the guest ('' until it does). */
+  migrationUri: string;
   /** Why the last action failed or the boot was rescheduled (Nova's fault message). */
   fault: string;
   version: number;
@@ -119,7 +121,7 @@ export class ComputeView {
         instanceId: e.aggregateId, vm: 'building', task: 'scheduling', action: 'create', host: '', failedHosts: [], claimHosts: [], quotaHeld: this.quotaHeld.has(e.aggregateId), lastProgressMs: e.occurredAtMs,
         name: e.name, projectId: e.projectId, userId: e.userId, flavor: e.flavor ?? null, newFlavor: null, imageId: e.imageId,
         availabilityZone: e.availabilityZone ?? '', serverGroupId: e.serverGroupId ?? '', powerState: POWER_STATES.NOSTATE,
-        actionVersion: e.version, sourceHost: '', assigned: false, startTask: 'scheduling', actionImageId: '', offload: false, fault: '', version: e.version,
+        actionVersion: e.version, sourceHost: '', assigned: false, startTask: 'scheduling', actionImageId: '', offload: false, migrationUri: '', fault: '', version: e.version,
       };
       // Claims may precede the instance in the fold (other partitions): pick them up.
       for (const h of this.hosts.values()) if (h.claims.has(i.instanceId)) i.claimHosts.push(h.id);
@@ -140,6 +142,7 @@ export class ComputeView {
         i.offload = Boolean(e.offload);
         i.lastProgressMs = e.occurredAtMs;
         if (e.action === 'create' || e.action === 'unshelve') i.failedHosts = [];
+        i.migrationUri = '';
         break;
       case 'InstanceTaskChanged':
         i.task = (e.taskState || null) as TaskState | null;
@@ -159,6 +162,7 @@ export class ComputeView {
         i.assigned = true;
         if (e.availabilityZone) i.availabilityZone = e.availabilityZone;
         i.lastProgressMs = e.occurredAtMs;
+        i.migrationUri = '';
         break;
       case 'InstanceActionCompleted':
         i.vm = e.vmState as VmState;
@@ -186,6 +190,10 @@ export class ComputeView {
         break;
     }
   }
+      case 'InstanceMigrationTargetReady':
+        i.migrationUri = e.uri;
+        i.lastProgressMs = e.occurredAtMs;
+        break;
 
   private applyHost(e: ComputeEvent): string | undefined {
     const h = this.host(e.aggregateId);

@@ -32,7 +32,7 @@ export function explainInstance(state: MachineState, command: Ev, id: string, ad
     if (a.command === 'ResizeInstance') return { code: 'INVALID_ARGUMENT', field: 'flavor', message: 'flavor: a resize needs a flavor other than the current one' };
     return undefined;
   }
-  if (['CompleteInstanceAction', 'FailInstanceAction', 'AdvanceInstanceTask', 'AssignInstanceHost', 'RescheduleInstance'].includes(command.type)) {
+  if (['CompleteInstanceAction', 'FailInstanceAction', 'AdvanceInstanceTask', 'AssignInstanceHost', 'RescheduleInstance', 'ReportMigrationTarget'].includes(command.type)) {
     return {
       code: 'FAILED_PRECONDITION',
       state: `${i.vm}/${i.task}`,

@@ -112,7 +112,7 @@ describe('every server action from every vm_state', () => {
 
   it('covers every action the machine knows', () => {
     const machineActions = instanceDecider.allowedCommands(fold(instanceDecider, history('active')));
-    for (const c of machineActions) expect(Object.keys(NOVA).concat(['AdvanceInstanceTask', 'AssignInstanceHost', 'CompleteInstanceAction', 'FailInstanceAction', 'RescheduleInstance', 'ReportPowerState'])).toContain(c);
+    for (const c of machineActions) expect(Object.keys(NOVA).concat(['AdvanceInstanceTask', 'AssignInstanceHost', 'CompleteInstanceAction', 'FailInstanceAction', 'RescheduleInstance', 'ReportPowerState', 'ReportMigrationTarget'])).toContain(c);
   });
 });
 
@@ -215,6 +215,15 @@ describe('boot, failure, resize and status', () => {
     const s = fold(instanceDecider, history('active'));
     const d = instanceDecider.decide(s, { type: 'ReportPowerState', powerState: 4 } as M, testContext());
     expect(fold(instanceDecider, (d as { events: M[] }).events, s).value).toBe('stopped');
+  });
+
+  it("records a live migration's target, and refuses one outside a live migration naming the state", () => {
+    const migrating = [...history('active'), { type: 'InstanceActionStarted', action: 'live-migration', taskState: 'migrating', resultVm: 'active' }] as M[];
+    const d = decide(migrating, { type: 'ReportMigrationTarget', action: 'live-migration', uri: 'tcp:127.0.0.1:4444' }).decision;
+    expect(d).toEqual({ events: [{ type: 'InstanceMigrationTargetReady', uri: 'tcp:127.0.0.1:4444' }] });
+    expect(decide(history('active'), { type: 'ReportMigrationTarget', action: 'live-migration', uri: 'tcp:127.0.0.1:4444' }).decision).toMatchObject({
+      rejection: { code: 'FAILED_PRECONDITION', message: expect.stringContaining('vm_state active') },
+    });
   });
 
   it('deletes a server that never got a host at once, and says NOT_FOUND after', () => {

@@ -115,6 +115,11 @@ const liveCommands = (vm: VmState) => {
       }),
     ),
   };
+  // A live migration's destination is listening for the guest's state: the source may send it.
+  on.ReportMigrationTarget = {
+    guard: ({ context, event }: { context: Ctx; event: Ev }) => context.action === 'live-migration' && context.task !== null && context.action === event.action,
+    actions: enqueueActions(({ event, enqueue }: { event: Ev; enqueue: any }) => enqueue.emit({ type: 'InstanceMigrationTargetReady', uri: event.uri })),
+  };
   // A boot that failed on its host goes back to scheduling (Nova's reschedule to an alternate).
   on.RescheduleInstance = {
     guard: ({ context }: { context: Ctx }) => context.action === 'create' && context.task !== null && context.host !== '',
@@ -213,11 +218,13 @@ export const instanceMachine = setup({}).createMachine({
 export const INSTANCE_COMMANDS = [
   'CreateInstance', ...INSTANCE_ACTIONS.map((a) => a.command).filter((c, i, all) => all.indexOf(c) === i),
   'AdvanceInstanceTask', 'AssignInstanceHost', 'CompleteInstanceAction', 'FailInstanceAction', 'RescheduleInstance', 'ReportPowerState',
+  'ReportMigrationTarget',
 ] as const;
 
 export const INSTANCE_EVENTS = [
   'InstanceCreated', 'InstanceActionStarted', 'InstanceTaskChanged', 'InstanceRescheduled', 'InstanceHostAssigned', 'InstanceActionCompleted',
   'InstanceActionFailed', 'InstanceLocked', 'InstanceUnlocked', 'InstanceMetadataSet', 'InstanceMetadataDeleted', 'InstancePowerStateObserved',
+  'InstanceMigrationTargetReady',
 ] as const;
 
 export { ACTION_BY_COMMAND };

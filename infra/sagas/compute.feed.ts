@@ -14,7 +14,7 @@ import { domainTopics, ensureDomainTopics, type TopologyOptions } from '../runti
 /** The events the view folds; the others (flavors, key pairs, metadata) are skipped undecoded. */
 const FOLDED = new Set([
   'InstanceCreated', 'InstanceActionStarted', 'InstanceTaskChanged', 'InstanceRescheduled', 'InstanceHostAssigned', 'InstanceActionCompleted',
-  'InstanceActionFailed', 'InstancePowerStateObserved',
+  'InstanceActionFailed', 'InstancePowerStateObserved', 'InstanceMigrationTargetReady',
   'HostRegistered', 'HostInventoryUpdated', 'HostHeartbeatRecorded', 'HostDisabled', 'HostEnabled', 'ResourcesClaimed', 'ResourcesReleased',
   'QuotaReserved', 'QuotaReleased',
   'ServerGroupCreated', 'ServerGroupMemberAdded', 'ServerGroupMemberRemoved', 'ServerGroupDeleted',

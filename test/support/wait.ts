@@ -1,9 +1,9 @@
 // Waiting helpers for tests that watch asynchronous work.
 import type { Log } from '../../infra/log/log.js';
 
-export async function until(condition: () => boolean, what: string, timeoutMs = 60_000): Promise<void> {
+export async function until(condition: () => boolean | Promise<boolean>, what: string, timeoutMs = 60_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
-  while (!condition()) {
+  while (!(await condition())) {
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
     await new Promise((r) => setTimeout(r, 20));
   }
