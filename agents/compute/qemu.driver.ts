@@ -15,13 +15,14 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { POWER_STATES } from '../../domains/compute/instance.states.js';
 import type { ComputeDriver, GuestSpec } from './driver.js';
+import type { ImageDirectory } from './image-dir.js';
 import { QmpClient, QmpClosedError } from './qmp.js';
 
 const execFileP = promisify(execFile);
 
 /** How a guest boots: a kernel (and initrd) given to QEMU directly, or a disk image under a qcow2 overlay. */
 export type GuestBoot =
-  | { kind: 'kernel'; kernel: string; initrd?: string; append?: string }
+  | { kind: 'kernel'; kernel: string; initrd?: string; append?: string; disk?: string }
   | { kind: 'disk'; path: string; format?: 'qcow2' | 'raw' };
 
 export type Accelerator = 'auto' | 'kvm' | 'tcg';
@@ -29,8 +30,10 @@ export type Accelerator = 'auto' | 'kvm' | 'tcg';
 export interface QemuDriverOptions {
   /** Directory of the guests' directories. */
   stateDir: string;
-  /** Maps an image id to how its guests boot. */
-  resolveImage: (imageId: string) => GuestBoot | Promise<GuestBoot>;
+  /** Maps an image id to how its guests boot (default: `images`). */
+  resolveImage?: (imageId: string) => GuestBoot | Promise<GuestBoot>;
+  /** Where snapshots (create image, create backup) go, and images come from when resolveImage is absent. */
+  images?: ImageDirectory;
   /** The QEMU binary (default qemu-system-x86_64). */
   qemuBinary?: string;
   accelerator?: Accelerator;
@@ -103,6 +106,17 @@ export class QemuDriver implements ComputeDriver {
     this.qemu = o.qemuBinary ?? 'qemu-system-x86_64';
     this.consoleLogBytes = o.consoleLogBytes ?? 1024 * 1024;
     this.quitTimeoutMs = o.quitTimeoutMs ?? 5000;
+  }
+
+  private resolve(imageId: string): GuestBoot | Promise<GuestBoot> {
+    if (this.o.resolveImage) return this.o.resolveImage(imageId);
+    if (this.o.images) return this.o.images.resolve(imageId);
+    throw new QemuDriverError('the qemu driver has neither resolveImage nor an image directory');
+  }
+
+  /** The base disk a guest's overlay sits on: a disk image's, or a kernel image's optional disk. */
+  private baseDisk(boot: GuestBoot): { path: string; format?: string } | undefined {
+    return boot.kind === 'disk' ? boot : boot.disk ? { path: boot.disk, format: 'qcow2' } : undefined;
   }
 
   /** The accelerator guests get: the configured one, or for `auto` the result of one probe. */
@@ -202,8 +216,9 @@ export class QemuDriver implements ComputeDriver {
       if (await this.exists(join(dir, 'guest.json'))) {
         guest = await this.readGuest(id);
       } else {
-        guest = { spec, boot: await this.o.resolveImage(spec.imageId) };
-        if (guest.boot.kind === 'disk') await this.createOverlay(dir, guest.boot, spec.flavor.diskGb);
+        guest = { spec, boot: await this.resolve(spec.imageId) };
+        const base = this.baseDisk(guest.boot);
+        if (base) await this.createOverlay(dir, base, spec.flavor.diskGb);
         await writeFile(join(dir, 'guest.json.tmp'), JSON.stringify(guest, null, 2));
         await rename(join(dir, 'guest.json.tmp'), join(dir, 'guest.json'));
       }
@@ -212,8 +227,8 @@ export class QemuDriver implements ComputeDriver {
     });
   }
 
-  private async createOverlay(dir: string, boot: { path: string; format?: string }, diskGb: number): Promise<void> {
-    const overlay = join(dir, 'disk.qcow2');
+  private async createOverlay(dir: string, boot: { path: string; format?: string }, diskGb: number, name = 'disk.qcow2'): Promise<void> {
+    const overlay = join(dir, name);
     if (await this.exists(overlay)) return;
     const format = boot.format ?? 'qcow2';
     await execFileP('qemu-img', ['create', '-q', '-f', 'qcow2', '-b', boot.path, '-F', format, `${overlay}.tmp`]);
@@ -251,9 +266,12 @@ export class QemuDriver implements ComputeDriver {
       args.push('-kernel', guest.boot.kernel);
       if (guest.boot.initrd) args.push('-initrd', guest.boot.initrd);
       if (guest.boot.append) args.push('-append', guest.boot.append);
-    } else {
-      args.push('-drive', `file=${join(dir, 'disk.qcow2').replace(/,/g, ',,')},format=qcow2,if=virtio`);
     }
+    // Rescued: the image boots afresh (a disk image from a new overlay, rescue.qcow2) with the
+    // instance's own disk attached after it, as Nova's rescue does.
+    const drive = (file: string) => ['-drive', `file=${join(dir, file).replace(/,/g, ',,')},format=qcow2,if=virtio`];
+    if (guest.boot.kind === 'disk' && (await this.exists(join(dir, 'rescue')))) args.push(...drive('rescue.qcow2'));
+    if (this.baseDisk(guest.boot)) args.push(...drive('disk.qcow2'));
     if (incoming) args.push('-incoming', 'defer');
     try {
       // With -daemonize the first process exits once QEMU is set up (pidfile written, QMP listening).
@@ -445,8 +463,9 @@ export class QemuDriver implements ComputeDriver {
       }
       await rm(dir, { recursive: true, force: true }); // what a failed earlier try left
       await mkdir(dir, { recursive: true });
-      const guest: GuestFile = { spec, boot: await this.o.resolveImage(spec.imageId) };
-      if (guest.boot.kind === 'disk') await this.createOverlay(dir, guest.boot, spec.flavor.diskGb);
+      const guest: GuestFile = { spec, boot: await this.resolve(spec.imageId) };
+      const base = this.baseDisk(guest.boot);
+      if (base) await this.createOverlay(dir, base, spec.flavor.diskGb);
       await writeFile(join(dir, 'guest.json'), JSON.stringify(guest, null, 2));
       await this.launch(id, guest, true);
       const q = await this.qmp(id);
@@ -471,7 +490,7 @@ export class QemuDriver implements ComputeDriver {
       const { status } = await q.execute<{ status?: string }>('query-migrate');
       // An agent that restarted mid-migration finds QEMU still sending, or done: it waits, or not.
       if (status !== 'active' && status !== 'setup' && status !== 'completed') {
-        await q.execute('migrate', guest.boot.kind === 'disk' ? { uri, blk: true, inc: true } : { uri });
+        await q.execute('migrate', this.baseDisk(guest.boot) ? { uri, blk: true, inc: true } : { uri });
       }
       await this.waitMigration(q, id);
       await this.stopProcess(id);
@@ -479,16 +498,58 @@ export class QemuDriver implements ComputeDriver {
     });
   }
 
+  /** Boots the instance's image afresh with the instance's disk attached (the `rescue` file marks it). */
   rescue(id: string): Promise<void> {
-    return Promise.reject(new QemuDriverError(`rescue of ${id}: not supported by the qemu driver yet`));
+    return this.serial(id, async () => {
+      const guest = await this.readGuest(id);
+      const dir = this.dir(id);
+      await this.stopProcess(id);
+      await rm(join(dir, 'state'), { force: true });
+      if (guest.boot.kind === 'disk') {
+        await rm(join(dir, 'rescue.qcow2'), { force: true });
+        await this.createOverlay(dir, guest.boot, 0, 'rescue.qcow2');
+      }
+      await writeFile(join(dir, 'rescue'), '');
+      await this.launch(id, guest);
+    });
   }
 
+  /** Back to the instance's own boot, from its disk as the rescue left it. */
   unrescue(id: string): Promise<void> {
-    return Promise.reject(new QemuDriverError(`unrescue of ${id}: not supported by the qemu driver yet`));
+    return this.serial(id, async () => {
+      const guest = await this.readGuest(id);
+      const dir = this.dir(id);
+      await this.stopProcess(id);
+      await rm(join(dir, 'rescue'), { force: true });
+      await rm(join(dir, 'rescue.qcow2'), { force: true });
+      await this.launch(id, guest);
+    });
   }
 
-  snapshot(id: string, _imageId: string): Promise<void> {
-    return Promise.reject(new QemuDriverError(`snapshot of ${id}: not supported by the qemu driver yet`));
+  /**
+   * The guest as a new image in the image directory: its kernel (and initrd) and its disk flattened.
+   * A running guest is paused meanwhile (QEMU flushes its disk when it stops), as Nova's cold snapshot.
+   */
+  snapshot(id: string, imageId: string): Promise<void> {
+    return this.serial(id, async () => {
+      if (!this.o.images) throw new QemuDriverError(`snapshot of ${id}: the qemu driver has no image directory to write it to`);
+      const guest = await this.readGuest(id);
+      const overlay = join(this.dir(id), 'disk.qcow2');
+      const disk = (await this.exists(overlay)) ? overlay : undefined;
+      let paused = false;
+      if (disk && (await this.pid(id)) !== undefined) {
+        const q = await this.qmp(id);
+        if ((await q.execute<{ status: string }>('query-status')).status === 'running') {
+          await q.execute('stop');
+          paused = true;
+        }
+      }
+      try {
+        await this.o.images.save(imageId, guest.boot, disk);
+      } finally {
+        if (paused) await (await this.qmp(id)).execute('cont');
+      }
+    });
   }
 
   async powerState(id: string): Promise<number> {

@@ -85,7 +85,7 @@ export interface Rig {
   bus: CommandBus;
   send(aggregateType: string, id: string, command: Message & Record<string, unknown>, actor?: Actor): Promise<Reply>;
   /** One server, asked for exactly as the API's CreateServer asks (quota, group seat, instance). */
-  boot(r: { name?: string; projectId?: string; flavor?: FlavorRef; availabilityZone?: string; serverGroupId?: string }, bus?: CommandBus): Promise<BootOutcome>;
+  boot(r: { name?: string; projectId?: string; flavor?: FlavorRef; imageId?: string; availabilityZone?: string; serverGroupId?: string }, bus?: CommandBus): Promise<BootOutcome>;
   createGroup(policy: string, projectId?: string, maxServerPerHost?: number): Promise<string>;
   /** Sends a server action as an admin and waits until it has ended (no action running); the server after it. */
   act(id: string, command: Message & Record<string, unknown>, timeoutMs?: number): Promise<InstanceView>;
@@ -148,7 +148,7 @@ export async function startRig(o: RigOptions): Promise<Rig> {
       try {
         const [instanceId] = await createServers(new ComputeWriter(via, undefined, Date.now, domain), {
           requestId, projectId, userId: 'u1', actor: { ...ADMIN, projectId }, name: r.name ?? `vm-${requestId.slice(0, 6)}`, flavor: r.flavor ?? flavor(),
-          imageId: 'cirros', keyName: '', availabilityZone: r.availabilityZone ?? '', serverGroupId: r.serverGroupId ?? '', metadata: {},
+          imageId: r.imageId ?? 'cirros', keyName: '', availabilityZone: r.availabilityZone ?? '', serverGroupId: r.serverGroupId ?? '', metadata: {},
           minCount: 1, maxCount: 1, maxGroupMembers: -1,
         });
         return { ok: true, instanceId };
