@@ -1,13 +1,13 @@
 // The compute agent's configuration, from the environment (listed in README.md). One agent
 // process serves one host, or with the fake driver any number of simulated hosts.
-import { existsSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { COMPUTE_DOMAIN } from '../../domains/compute/compute.types.js';
 import type { HostConfig } from './compute.agent.js';
 import type { ComputeDriver } from './driver.js';
 import { FakeDriver } from './fake.driver.js';
-import { QemuDriver, QemuDriverError, type Accelerator, type GuestBoot } from './qemu.driver.js';
+import { ImageDirectory } from './image-dir.js';
+import { QemuDriver, type Accelerator } from './qemu.driver.js';
 
 export interface AgentConfig {
   domain: string;
@@ -69,7 +69,8 @@ export function agentConfigFromEnv(env: NodeJS.ProcessEnv = process.env): AgentC
 
 /**
  * The qemu driver from the environment. Until the image service lands, images are files in
- * STRATA_AGENT_IMAGE_DIR: <id>/vmlinuz (+ <id>/initramfs.cpio.gz) boots a kernel, <id>.qcow2 a disk.
+ * STRATA_AGENT_IMAGE_DIR (agents/compute/image-dir.ts): <id>/vmlinuz (+ <id>/initramfs.cpio.gz,
+ * <id>/disk.qcow2) boots a kernel, <id>.qcow2 a disk; snapshots are written there too.
  */
 function qemuDriverFromEnv(env: NodeJS.ProcessEnv): QemuDriver {
   const stateRoot = env.STRATA_STATE_DIR ?? '.strata';
@@ -81,15 +82,7 @@ function qemuDriverFromEnv(env: NodeJS.ProcessEnv): QemuDriver {
     qemuBinary: env.STRATA_QEMU_BINARY || undefined,
     accelerator,
     consoleLogBytes: number(env, 'STRATA_CONSOLE_LOG_BYTES', 1024 * 1024, 1024),
-    resolveImage: (imageId): GuestBoot => {
-      const kernel = join(imageDir, imageId, 'vmlinuz');
-      if (existsSync(kernel)) {
-        const initrd = join(imageDir, imageId, 'initramfs.cpio.gz');
-        return { kind: 'kernel', kernel, initrd: existsSync(initrd) ? initrd : undefined, append: 'console=ttyS0 quiet panic=-1' };
-      }
-      const disk = join(imageDir, `${imageId}.qcow2`);
-      if (existsSync(disk)) return { kind: 'disk', path: disk, format: 'qcow2' };
-      throw new QemuDriverError(`image ${imageId} is not in ${imageDir} (neither ${imageId}/vmlinuz nor ${imageId}.qcow2)`);
-    },
+    images: new ImageDirectory(imageDir),
+    migrationAddress: env.STRATA_AGENT_MIGRATION_ADDRESS || undefined,
   });
 }
