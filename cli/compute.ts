@@ -289,7 +289,10 @@ Hosts register themselves (their agents); admins take them out of scheduling and
       const id = need(positionals, 'host', usage);
       const rpc = { show: 'GetHost', enable: 'EnableHost', disable: 'DisableHost' }[verb];
       const res = await client.call(rpc, { id, ...(verb === 'disable' ? { reason: str(values.reason) ?? '' } : {}) });
-      return print(ctx.output, ctx.output === 'json' ? res.host : { ...hostRow(res.host), aggregates: res.host.aggregates, last_heartbeat: time(res.host.lastHeartbeat) });
+      return print(
+        ctx.output,
+        ctx.output === 'json' ? res.host : { ...hostRow(res.host), aggregates: res.host.aggregates, last_heartbeat: time(res.host.lastHeartbeat), agent_endpoint: res.host.endpoint || '-' },
+      );
     }
     default:
       helpOrUsage(verb, usage);
@@ -477,6 +480,8 @@ const SERVER_USAGE = `Usage: strata server create --name N --flavor FLAVOR --ima
 Actions (each answers with an operation; --wait waits until the host finished it):
 ${SERVER_ACTIONS.map((a) => `  ${actionUsage(a).padEnd(78)} ${a.summary}`).join('\n')}
 \`strata server show\` lists the actions the server allows now (allowed_actions).
+\`strata server console\` shows the guest's serial console, from its host's agent (the last N lines with --lines);
+a host whose agent serves no console shows the server's actions instead, and says so when its agent is unreachable.
 --wait gives up after --timeout seconds (default 600); create --wait waits until ACTIVE or ERROR.`;
 
 async function serverCreate(ctx: Context, argv: string[]): Promise<number> {

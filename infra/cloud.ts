@@ -34,6 +34,8 @@ export interface CloudOptions {
   conductor?: Omit<Partial<ConductorOptions>, 'log' | 'topology' | 'feed'> | false;
   /** Compute hosts whose agents run in this process (fake-driver hosts for a demo or a test). */
   computeHosts?: HostConfig[];
+  /** Where those agents serve their console (ComputeAgentService, "host:port"); absent: nowhere. */
+  computeAgentListen?: string;
   onError?: (error: Error) => void;
 }
 
@@ -81,7 +83,9 @@ export async function startCloud(o: CloudOptions): Promise<Cloud> {
   const needFeed = o.conductor !== false || (o.computeHosts?.length ?? 0) > 0;
   const feed = needFeed ? await ComputeFeed.start(o.log, o.topology) : undefined;
   const conductor = o.conductor === false ? undefined : await Conductor.start({ log: o.log, topology: o.topology, feed, onError, ...o.conductor });
-  const agents = o.computeHosts?.length ? await ComputeAgents.start({ log: o.log, topology: o.topology, feed, hosts: o.computeHosts, onError }) : undefined;
+  const agents = o.computeHosts?.length
+    ? await ComputeAgents.start({ log: o.log, topology: o.topology, feed, hosts: o.computeHosts, onError, listen: o.computeAgentListen })
+    : undefined;
   const server = await startGrpcServer({
     host: o.host,
     port: o.port ?? 0,

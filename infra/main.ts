@@ -19,7 +19,8 @@ const store = await openStore(storeConfig);
 // STRATA_COMPUTE_FAKE_HOSTS=N: N fake-driver hosts in this process, so servers boot with no agent to set up.
 const fakeHosts = Number(process.env.STRATA_COMPUTE_FAKE_HOSTS ?? 0);
 if (!Number.isInteger(fakeHosts) || fakeHosts < 0) throw new Error(`STRATA_COMPUTE_FAKE_HOSTS must be a whole number, got "${process.env.STRATA_COMPUTE_FAKE_HOSTS}"`);
-const computeHosts = fakeHosts > 0 ? agentConfigFromEnv({ ...process.env, STRATA_AGENT_HOSTS: String(fakeHosts), STRATA_AGENT_HOST_ID: process.env.STRATA_AGENT_HOST_ID || 'fake' }).hosts : undefined;
+const fakeConfig = fakeHosts > 0 ? agentConfigFromEnv({ ...process.env, STRATA_AGENT_HOSTS: String(fakeHosts), STRATA_AGENT_HOST_ID: process.env.STRATA_AGENT_HOST_ID || 'fake' }) : undefined;
+const computeHosts = fakeConfig?.hosts;
 const tls = api.insecure ? ('insecure' as const) : await ensureTlsMaterial(join(api.stateDir, 'tls'), api.tlsHosts);
 const cloud = await startCloud({
   log,
@@ -31,6 +32,7 @@ const cloud = await startCloud({
   port: api.port,
   identity: { tokenTtlMs: api.tokenTtlMs, lockoutAttempts: api.lockoutAttempts, lockoutDurationMs: api.lockoutDurationMs },
   computeHosts,
+  computeAgentListen: fakeConfig?.listen,
 });
 const scheme = tls === 'insecure' ? 'grpc' : 'grpcs';
 const url = `${scheme}://${api.host}:${cloud.identity.port}`;

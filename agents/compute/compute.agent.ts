@@ -17,6 +17,7 @@ import type { Log } from '../../infra/log/log.js';
 import { CommandBus } from '../../infra/runtime/command-bus.js';
 import type { TopologyOptions } from '../../infra/runtime/topology.js';
 import { ComputeFeed } from '../../infra/sagas/compute.feed.js';
+import { startConsoleServer, type ConsoleServer } from './console.server.js';
 import type { ComputeDriver, GuestSpec } from './driver.js';
 
 export interface InventoryConfig {
@@ -48,6 +49,14 @@ export interface ComputeAgentOptions {
   progressAfterMs?: number;
   now?: () => number;
   onError?: (error: Error) => void;
+  /**
+   * Serve ComputeAgentService (console output) on this "host:port" (port 0: any free one) and
+   * register it as the hosts' endpoint. Absent: no server, hosts registered without an endpoint
+   * (the API then shows the control plane's record instead of the console).
+   */
+  listen?: string;
+  /** The endpoint registered when it differs from the listen address (NAT, a wildcard address). */
+  advertise?: string;
 }
 
 interface HostAgent {
@@ -64,6 +73,7 @@ export class ComputeAgents {
   private readonly hosts = new Map<string, HostAgent>();
   private readonly timers: NodeJS.Timeout[] = [];
   private closed = false;
+  private console: ConsoleServer | undefined;
   private readonly now: () => number;
   readonly stats = { spawned: 0, spawnFailures: 0, actions: 0, actionFailures: 0, powerReports: 0, orphansDestroyed: 0 };
 
@@ -80,6 +90,16 @@ export class ComputeAgents {
     const feed = o.feed ?? (await ComputeFeed.start(o.log, o.topology, o.domain));
     const bus = await CommandBus.connect({ log: o.log, timeoutMs: 30_000 });
     const agents = new ComputeAgents(o, feed, !o.feed, bus);
+    if (o.listen !== undefined) {
+      agents.console = await startConsoleServer({
+        listen: o.listen,
+        advertise: o.advertise,
+        locate: (id) => {
+          const h = agents.hosts.get(agents.feed.view.instances.get(id)?.host ?? '');
+          return h?.alive ? { hostId: h.config.hostId, driver: h.config.driver } : undefined;
+        },
+      });
+    }
     for (const config of o.hosts) {
       agents.hosts.set(config.hostId, {
         config,
@@ -100,6 +120,11 @@ export class ComputeAgents {
     return agents;
   }
 
+  /** Where this agent serves ComputeAgentService, as registered for its hosts ('' when it does not). */
+  get endpoint(): string {
+    return this.console?.endpoint ?? '';
+  }
+
   private fail(e: Error): void {
     if (this.closed) return;
     (this.o.onError ?? ((x) => console.error(`compute agent: ${x.message}`)))(e);
@@ -112,6 +137,7 @@ export class ComputeAgents {
       type: 'RegisterHost',
       inventory: { vcpus: full(inv.vcpus), ramMb: full(inv.ramMb), diskGb: full(inv.diskGb) },
       availabilityZone: h.config.availabilityZone,
+      endpoint: this.endpoint,
     }, `agent/${h.config.hostId}/register/${randomUUID()}`, true);
   }
 
@@ -337,6 +363,7 @@ export class ComputeAgents {
   async close(): Promise<void> {
     this.closed = true;
     for (const t of this.timers) clearInterval(t);
+    await this.console?.close();
     await this.bus.close();
     if (this.ownFeed) await this.feed.close();
   }

@@ -3,7 +3,9 @@
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { COMPUTE_DOMAIN } from '../../domains/compute/compute.types.js';
+import { endpoint as validateEndpoint } from '../../domains/compute/compute.validation.js';
 import type { HostConfig } from './compute.agent.js';
+import { parseListen } from './console.server.js';
 import type { ComputeDriver } from './driver.js';
 import { FakeDriver } from './fake.driver.js';
 import { ImageDirectory } from './image-dir.js';
@@ -17,6 +19,10 @@ export interface AgentConfig {
   hosts: HostConfig[];
   heartbeatMs: number;
   syncMs: number;
+  /** Where the agent serves ComputeAgentService (console output); undefined: it does not. */
+  listen: string | undefined;
+  /** The endpoint it registers, when not the listen address. */
+  advertise: string | undefined;
 }
 
 function number(env: NodeJS.ProcessEnv, name: string, fallback: number, min: number, integer = true): number {
@@ -51,6 +57,23 @@ export function agentConfigFromEnv(env: NodeJS.ProcessEnv = process.env): AgentC
   if (failureRate > 1) throw new Error(`STRATA_FAKE_FAILURE_RATE must be between 0 and 1, got "${env.STRATA_FAKE_FAILURE_RATE}"`);
   const partitions = number(env, 'STRATA_PARTITIONS', backend === 'embedded' ? 4 : 12, 1);
   const qemu = driver === 'qemu' ? qemuDriverFromEnv(env) : undefined;
+  const listenRaw = (env.STRATA_AGENT_LISTEN ?? '127.0.0.1:0').trim();
+  const listen = listenRaw === 'none' || listenRaw === '' ? undefined : listenRaw;
+  if (listen !== undefined) {
+    try {
+      parseListen(listen);
+    } catch {
+      throw new Error(`STRATA_AGENT_LISTEN must be host:port (port 0: any free one) or "none", got "${listenRaw}"`);
+    }
+  }
+  const advertise = env.STRATA_AGENT_ENDPOINT?.trim() || undefined;
+  if (advertise !== undefined) {
+    try {
+      validateEndpoint('STRATA_AGENT_ENDPOINT', advertise);
+    } catch (e) {
+      throw new Error(`STRATA_AGENT_ENDPOINT: ${(e as Error).message}`);
+    }
+  }
   const hosts = Array.from({ length: count }, (_, i) => {
     const hostId = count === 1 ? baseId : `${baseId}-${String(i).padStart(Math.max(4, String(count - 1).length), '0')}`;
     const d: ComputeDriver = qemu ?? new FakeDriver(hostId, { spawnMs, failureRate });
@@ -64,6 +87,8 @@ export function agentConfigFromEnv(env: NodeJS.ProcessEnv = process.env): AgentC
     hosts,
     heartbeatMs: number(env, 'STRATA_AGENT_HEARTBEAT_S', 10, 1) * 1000,
     syncMs: number(env, 'STRATA_AGENT_SYNC_S', 60, 1) * 1000,
+    listen,
+    advertise,
   };
 }
 

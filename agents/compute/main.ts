@@ -15,10 +15,13 @@ const agents = await ComputeAgents.start({
   hosts: config.hosts,
   heartbeatMs: config.heartbeatMs,
   syncMs: config.syncMs,
+  listen: config.listen,
+  advertise: config.advertise,
   onError: (e) => process.stderr.write(`compute agent: ${e.message}\n`),
 });
 const ids = config.hosts.map((h) => h.hostId);
 console.log(`strata compute agent: ${config.driver} driver, ${ids.length === 1 ? `host ${ids[0]}` : `${ids.length} hosts ${ids[0]} .. ${ids[ids.length - 1]}`}`);
+console.log(agents.endpoint ? `console service (ComputeAgentService) at ${agents.endpoint}` : 'no console service (STRATA_AGENT_LISTEN=none)');
 console.log('ready');
 
 const stop = async () => {

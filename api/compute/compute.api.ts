@@ -12,6 +12,7 @@ import type { Store } from '../../infra/store/store.js';
 import { computeProjection } from '../../projections/compute/compute.projection.js';
 import { ComputeQueries, type Server } from '../../projections/compute/compute.queries.js';
 import type { Authenticator } from '../auth/authenticator.js';
+import { AgentConsoleClient } from './agent-console.js';
 import { createComputeService } from './compute.service.js';
 import { ComputeWriter } from './compute.writer.js';
 import { ServerWatch } from './server-watch.js';
@@ -24,7 +25,10 @@ export interface ComputeApiOptions {
   topology: TopologyOptions;
   authenticator: Authenticator;
   now?: () => number;
-  consoleOutput?: (server: Server) => Promise<string | undefined>;
+  /** A server's console instead of its host agent's (tests); see ComputeServiceOptions. */
+  consoleOutput?: (server: Server, length: number) => Promise<string | undefined>;
+  /** How long a call to a host agent may take (console output); default 5 s. */
+  agentTimeoutMs?: number;
 }
 
 export interface ComputeApi {
@@ -48,7 +52,8 @@ export async function createComputeApi(o: ComputeApiOptions): Promise<ComputeApi
   runner.onApplied(watch.onApplied);
   await runner.start();
   const writer = new ComputeWriter(bus, (position) => runner.waitFor(position), o.now);
-  const implementation = createComputeService({ writer, queries, authenticator: o.authenticator, watch, now: o.now, consoleOutput: o.consoleOutput });
+  const agents = new AgentConsoleClient(o.agentTimeoutMs);
+  const implementation = createComputeService({ writer, queries, authenticator: o.authenticator, watch, now: o.now, consoleOutput: o.consoleOutput, agents });
   return {
     implementation,
     runner,
@@ -59,6 +64,7 @@ export async function createComputeApi(o: ComputeApiOptions): Promise<ComputeApi
     drain: () => watch.close(),
     async close() {
       watch.close();
+      agents.close();
       await runner.stop();
       await bus.close();
     },

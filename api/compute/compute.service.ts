@@ -5,7 +5,7 @@
 // project cannot even learn that they exist. Which server action is legal when is the instance
 // machine's to say: its refusals come back as they are (FAILED_PRECONDITION naming the state).
 import { SpanKind, SpanStatusCode, context, trace } from '@opentelemetry/api';
-import type { ServerUnaryCall, ServerWritableStream, sendUnaryData, UntypedServiceImplementation } from '@grpc/grpc-js';
+import { status as grpcStatus, type ServerUnaryCall, type ServerWritableStream, type sendUnaryData, type UntypedServiceImplementation } from '@grpc/grpc-js';
 import { createHash, randomUUID } from 'node:crypto';
 import { validateComputeCommand, validateComputeResource, validateComputeUpdate } from '../../domains/compute/compute.validation.js';
 import type { FlavorRef } from '../../domains/compute/instance.actions.js';
@@ -18,6 +18,7 @@ import type { Authenticator } from '../auth/authenticator.js';
 import { ApiError, invalid, refuse, toServiceError } from '../errors.js';
 import { computePolicy, computeRule } from '../policy/compute.policy.js';
 import type { Caller, Target } from '../policy/policy.js';
+import type { AgentCallError, AgentConsoleClient } from './agent-console.js';
 import { aggregateView, hostView, operationView, quotaView, serverGroupView, serverView, timestamp } from './compute.views.js';
 import type { ComputeWriter } from './compute.writer.js';
 import { createInstanceCommand, createServers, type ServerRequest } from './create-server.js';
@@ -36,10 +37,17 @@ export interface ComputeServiceOptions {
   /** The API's clock; tests move it. */
   now?: () => number;
   /**
-   * A server's console, from its host's agent. Absent: the console the control plane can tell
-   * (its instance actions, as a boot log would show them).
+   * A server's console (its last `length` lines; 0: all), instead of asking its host's agent.
+   * Undefined: the console the control plane can tell (its instance actions, as a boot log would
+   * show them).
    */
-  consoleOutput?: (server: Server) => Promise<string | undefined>;
+  consoleOutput?: (server: Server, length: number) => Promise<string | undefined>;
+  /**
+   * Without consoleOutput: the client that asks the agent at the endpoint the server's host
+   * registered (ComputeAgentService). A host with no endpoint, or none of these: the control
+   * plane's record, as above; an agent that cannot answer: that record, saying why.
+   */
+  agents?: AgentConsoleClient;
   /** A host whose last heartbeat is older is down (Nova's service_down_time; the conductor's too). */
   serviceDownMs?: number;
 }
@@ -777,7 +785,15 @@ export function createComputeService(o: ComputeServiceOptions): UntypedServiceIm
     const s = await visibleServer(required('id', req.id), c);
     enforce({ projectId: s.projectId });
     if (!s.host) throw refuse('FAILED_PRECONDITION', `Instance ${s.id} is not ready: it has no host (vm_state ${s.vmState})`, { state: s.vmState });
-    let text = (await o.consoleOutput?.(s)) ?? undefined;
+    const length = Number(req.length ?? 0);
+    if (!Number.isInteger(length) || length < 0) throw invalid('length', `must be 0 or more, got ${req.length}`);
+    let note = '';
+    let text = o.consoleOutput ? ((await o.consoleOutput(s, length)) ?? undefined) : undefined;
+    if (!o.consoleOutput && o.agents) {
+      const got = await agentConsole(o.agents, s, length);
+      text = got.output;
+      note = got.note ?? '';
+    }
     if (text === undefined) {
       const actions = (await queries.listInstanceActions(s.id)).reverse();
       text = actions
@@ -787,12 +803,32 @@ export function createComputeService(o: ComputeServiceOptions): UntypedServiceIm
         ])
         .join('\n');
       text = `${s.name} login: (console of ${s.id} on ${s.host})\n${text}\n`;
+      // Last, so that it survives `length`: whoever reads this must not take it for the guest's console.
+      if (note) text += `${note}\n`;
     }
-    const length = Number(req.length ?? 0);
-    if (!Number.isInteger(length) || length < 0) throw invalid('length', `must be 0 or more, got ${req.length}`);
-    if (length > 0) text = text.replace(/\n$/, '').split('\n').slice(-length).join('\n') + '\n';
+    if (length > 0 && text !== '') text = text.replace(/\n$/, '').split('\n').slice(-length).join('\n') + '\n';
     return { output: text };
   });
+
+  /** The console from the agent at the endpoint of the server's host; a note instead when it cannot answer. */
+  async function agentConsole(agents: AgentConsoleClient, s: Server, length: number): Promise<{ output?: string; note?: string }> {
+    const endpoint = (await queries.getHost(s.host))?.endpoint ?? '';
+    if (!endpoint) return {};
+    try {
+      const { output } = await agents.consoleOutput(endpoint, s.id, length);
+      return { output: output === '' || output.endsWith('\n') ? output : `${output}\n` };
+    } catch (e) {
+      const err = e as AgentCallError;
+      const why = `${grpcStatus[err.code] ?? err.code}: ${err.details ?? err.message}`;
+      const what = "the lines above are the control plane's record of the server's actions, not its console";
+      return {
+        note:
+          err.code === grpcStatus.NOT_FOUND
+            ? `[strata] console unavailable: the agent of host ${s.host} at ${endpoint} does not run ${s.id} (${why}); ${what}`
+            : `[strata] console unavailable: the agent of host ${s.host} at ${endpoint} is unreachable (${why}); ${what}`,
+      };
+    }
+  }
 
   rpc('ListServerActions', async (req, c, enforce) => {
     const s = await visibleServer(required('id', req.id), c, { includeDeleted: true });

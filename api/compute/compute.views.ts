@@ -77,6 +77,7 @@ export const hostView = (h: HostRecord, aggregates: string[], nowMs: number): Ob
   ...(h.lastHeartbeatMs > 0 ? { lastHeartbeat: timestamp(h.lastHeartbeatMs) } : {}),
   servers: h.claims,
   aggregates,
+  endpoint: h.endpoint,
 });
 
 export const quotaView = (q: QuotaRecord, inUse: Record<string, number>): Obj => ({

@@ -73,6 +73,22 @@ describe('host claims', () => {
     expect(given(host, [registered]).when({ type: 'RegisterHost', inventory, availabilityZone: 'az1' } as M)).toEqual({ events: [] });
     expect(given(host, [registered]).when({ type: 'RegisterHost', inventory, availabilityZone: 'az2' } as M)).toMatchObject({ events: [{ type: 'HostInventoryUpdated' }] });
   });
+
+  it("keeps the agent's endpoint: a new one (an agent restarted on another port, or serving no more) is an update", () => {
+    const withEndpoint: M = { ...registered, endpoint: '127.0.0.1:4001' };
+    expect(given(host, []).when({ type: 'RegisterHost', inventory, availabilityZone: 'az1', endpoint: '127.0.0.1:4001' } as M)).toEqual({
+      events: [{ type: 'HostRegistered', inventory, availabilityZone: 'az1', endpoint: '127.0.0.1:4001' }],
+    });
+    expect(given(host, [withEndpoint]).when({ type: 'RegisterHost', inventory, availabilityZone: 'az1', endpoint: '127.0.0.1:4001' } as M)).toEqual({ events: [] });
+    expect(given(host, [withEndpoint]).when({ type: 'RegisterHost', inventory, availabilityZone: 'az1', endpoint: '127.0.0.1:4002' } as M)).toEqual({
+      events: [{ type: 'HostInventoryUpdated', inventory, availabilityZone: 'az1', endpoint: '127.0.0.1:4002' }],
+    });
+    expect(given(host, [withEndpoint]).when({ type: 'RegisterHost', inventory, availabilityZone: 'az1' } as M)).toEqual({
+      events: [{ type: 'HostInventoryUpdated', inventory, availabilityZone: 'az1', endpoint: '' }],
+    });
+    // Events written before the field existed have no endpoint: the same as none.
+    expect(given(host, [registered]).when({ type: 'RegisterHost', inventory, availabilityZone: 'az1', endpoint: '' } as M)).toEqual({ events: [] });
+  });
 });
 
 describe('quotas', () => {

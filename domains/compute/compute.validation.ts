@@ -197,6 +197,18 @@ export function validateFlavorRef(field: string, flavor: unknown): void {
   applyRules(FLAVOR_REF_RULES, flavor, field);
 }
 
+/** "host:port" (a name, an IPv4 address or a bracketed IPv6 address; port 1..65535); empty is allowed. */
+const ENDPOINT = /^(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9](?:[A-Za-z0-9.-]{0,252})):(\d{1,5})$/;
+
+/** A host agent's endpoint: empty (it serves nothing) or "host:port". */
+export function endpoint(field: string, value: unknown): void {
+  text(field, value, 255, false);
+  const s = (value as string | undefined) ?? '';
+  if (s === '') return;
+  const m = ENDPOINT.exec(s);
+  if (!m || Number(m[1]) < 1 || Number(m[1]) > 65535) throw new InvalidArgumentError(field, `"${s}" is not host:port (a port from 1 to 65535)`);
+}
+
 /** Host inventory: every class present, totals and reserved at least 0 (reserved within total), ratios above 0. */
 export function validateInventory(field: string, inventory: unknown): void {
   present(field, inventory);
@@ -254,6 +266,10 @@ const COMMAND_RULES: Record<string, (c: Fields) => void> = {
     availabilityZone('availability_zone', c.availabilityZone);
   },
   CompleteInstanceAction: (c) => text('action', c.action, 255, true),
+  ReportMigrationTarget: (c) => {
+    text('action', c.action, 255, true);
+    text('uri', c.uri, 1024, true);
+  },
   FailInstanceAction: (c) => {
     text('action', c.action, 255, true);
     if (c.code !== undefined && c.code !== null) int('code', c.code, 0);
@@ -266,11 +282,8 @@ const COMMAND_RULES: Record<string, (c: Fields) => void> = {
 
   RegisterHost: (c) => {
     validateInventory('inventory', c.inventory);
-  ReportMigrationTarget: (c) => {
-    text('action', c.action, 255, true);
-    text('uri', c.uri, 1024, true);
-  },
     availabilityZone('availability_zone', c.availabilityZone);
+    endpoint('endpoint', c.endpoint);
   },
   ClaimResources: (c) => {
     text('consumer_id', c.consumerId, 255, true);

@@ -41,6 +41,8 @@ export interface InstanceView extends BootView {
 }
 
 export interface HostView extends HostState {
+  /** Where the host's agent serves ComputeAgentService; '' when it serves nothing. */
+  endpoint: string;
   lastHeartbeatMs: number;
   disabledReason: string;
   registered: boolean;
@@ -77,7 +79,7 @@ export class ComputeView {
     let h = this.hosts.get(id);
     if (!h) {
       h = {
-        id, availabilityZone: '', enabled: true, up: false, registered: false,
+        id, availabilityZone: '', endpoint: '', enabled: true, up: false, registered: false,
         vcpus: emptyInventory(), ramMb: emptyInventory(), diskGb: emptyInventory(),
         aggregateMetadata: {}, groupMembers: {}, buildFailures: 0, lastHeartbeatMs: 0, disabledReason: '', claims: new Map(),
       };
@@ -188,12 +190,12 @@ export class ComputeView {
       case 'InstancePowerStateObserved':
         i.powerState = e.powerState;
         break;
-    }
-  }
       case 'InstanceMigrationTargetReady':
         i.migrationUri = e.uri;
         i.lastProgressMs = e.occurredAtMs;
         break;
+    }
+  }
 
   private applyHost(e: ComputeEvent): string | undefined {
     const h = this.host(e.aggregateId);
@@ -202,6 +204,7 @@ export class ComputeView {
       case 'HostInventoryUpdated':
         h.registered = true;
         h.availabilityZone = e.availabilityZone ?? '';
+        h.endpoint = e.endpoint ?? '';
         // Built field by field: decoded messages have no prototype, and the scheduler reads these in its hot loop.
         for (const r of ['vcpus', 'ramMb', 'diskGb'] as const) {
           const i = e.inventory?.[r] ?? {};

@@ -23,6 +23,8 @@ export interface Claim {
 
 export interface HostContext {
   availabilityZone: string;
+  /** Where the host's agent serves ComputeAgentService ("host:port"); '' when it serves nothing. */
+  endpoint: string;
   inventory: HostInventory | null;
   disabledReason: string;
   lastHeartbeatMs: number;
@@ -55,12 +57,19 @@ const claimable = ({ context, event }: { context: HostContext; event: Ev }) =>
 const live = {
   RegisterHost: {
     actions: enqueueActions(({ context, event, enqueue }: { context: HostContext; event: Ev; enqueue: any }) => {
-      if (JSON.stringify(context.inventory) !== JSON.stringify(event.inventory) || context.availabilityZone !== event.availabilityZone) {
-        enqueue.emit({ type: 'HostInventoryUpdated', inventory: event.inventory, availabilityZone: event.availabilityZone });
+      // Another inventory, zone or agent endpoint (an agent restarted on another port) is an update.
+      if (
+        JSON.stringify(context.inventory) !== JSON.stringify(event.inventory) ||
+        context.availabilityZone !== event.availabilityZone ||
+        context.endpoint !== (event.endpoint ?? '')
+      ) {
+        enqueue.emit({ type: 'HostInventoryUpdated', inventory: event.inventory, availabilityZone: event.availabilityZone, endpoint: event.endpoint ?? '' });
       }
     }),
   },
-  HostInventoryUpdated: { actions: assign(({ event }: { event: Ev }) => ({ inventory: event.inventory, availabilityZone: event.availabilityZone })) },
+  HostInventoryUpdated: {
+    actions: assign(({ event }: { event: Ev }) => ({ inventory: event.inventory, availabilityZone: event.availabilityZone, endpoint: event.endpoint ?? '' })),
+  },
   RecordHostHeartbeat: { actions: enqueueActions(({ event, enqueue }: { event: Ev; enqueue: any }) => enqueue.emit({ type: 'HostHeartbeatRecorded', atMs: event.meta!.issuedAtMs })) },
   HostHeartbeatRecorded: { actions: assign(({ event }: { event: Ev }) => ({ lastHeartbeatMs: event.atMs })) },
   ClaimResources: {
@@ -108,16 +117,19 @@ const live = {
 export const hostMachine = setup({}).createMachine({
   id: 'host',
   initial: 'absent',
-  context: { availabilityZone: '', inventory: null, disabledReason: '', lastHeartbeatMs: 0, claims: {}, used: { vcpus: 0, ramMb: 0, diskGb: 0 }, groupMembers: {} } as HostContext,
+  context: { availabilityZone: '', endpoint: '', inventory: null, disabledReason: '', lastHeartbeatMs: 0, claims: {}, used: { vcpus: 0, ramMb: 0, diskGb: 0 }, groupMembers: {} } as HostContext,
   states: {
     absent: {
       on: {
         RegisterHost: {
           actions: enqueueActions(({ event, enqueue }: { event: Ev; enqueue: any }) =>
-            enqueue.emit({ type: 'HostRegistered', inventory: event.inventory, availabilityZone: event.availabilityZone ?? '' }),
+            enqueue.emit({ type: 'HostRegistered', inventory: event.inventory, availabilityZone: event.availabilityZone ?? '', endpoint: event.endpoint ?? '' }),
           ),
         },
-        HostRegistered: { target: 'enabled', actions: assign(({ event }: { event: Ev }) => ({ inventory: event.inventory, availabilityZone: event.availabilityZone })) },
+        HostRegistered: {
+          target: 'enabled',
+          actions: assign(({ event }: { event: Ev }) => ({ inventory: event.inventory, availabilityZone: event.availabilityZone, endpoint: event.endpoint ?? '' })),
+        },
       },
     },
     enabled: {

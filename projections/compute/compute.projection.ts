@@ -49,6 +49,9 @@ export const COMPUTE_SCHEMA = [
   `CREATE TABLE IF NOT EXISTS compute_hosts (id TEXT PRIMARY KEY, availability_zone TEXT NOT NULL, inventory TEXT NOT NULL,
      used_vcpus BIGINT NOT NULL, used_ram_mb BIGINT NOT NULL, used_disk_gb BIGINT NOT NULL, enabled INTEGER NOT NULL, disabled_reason TEXT NOT NULL,
      last_heartbeat_ms BIGINT NOT NULL, claim_count BIGINT NOT NULL, created_at_ms BIGINT NOT NULL, updated_at_ms BIGINT NOT NULL)`,
+  // The agent endpoint of a host: a table of its own so that read models made before it existed
+  // need no ALTER (hosts re-register, with their endpoint, each time their agent starts).
+  `CREATE TABLE IF NOT EXISTS compute_host_endpoints (host_id TEXT PRIMARY KEY, endpoint TEXT NOT NULL)`,
   `CREATE TABLE IF NOT EXISTS compute_host_claims (host_id TEXT NOT NULL, consumer_id TEXT NOT NULL, vcpus BIGINT NOT NULL, ram_mb BIGINT NOT NULL,
      disk_gb BIGINT NOT NULL, group_id TEXT NOT NULL, PRIMARY KEY (host_id, consumer_id))`,
   `CREATE TABLE IF NOT EXISTS compute_quotas (project_id TEXT PRIMARY KEY, limits TEXT NOT NULL, used TEXT NOT NULL, updated_at_ms BIGINT NOT NULL)`,
@@ -77,6 +80,7 @@ export const COMPUTE_TABLES = [
   'compute_aggregates',
   'compute_aggregate_hosts',
   'compute_hosts',
+  'compute_host_endpoints',
   'compute_host_claims',
   'compute_quotas',
   'compute_quota_limits',
@@ -266,12 +270,18 @@ const refreshHostUsage = (id: string, atMs: number): Statement => ({
   params: [id, atMs],
 });
 
+const setHostEndpoint = (id: string, endpoint: string): Statement => ({
+  sql: `INSERT INTO compute_host_endpoints (host_id, endpoint) VALUES ($1, $2) ON CONFLICT (host_id) DO UPDATE SET endpoint = excluded.endpoint`,
+  params: [id, endpoint],
+});
+
 function hostStatements(event: EventEnvelope, e: Ev): Statement[] {
   const id = event.aggregateId;
   const at = event.occurredAtMs;
   switch (e.type) {
     case 'HostRegistered':
       return [
+        setHostEndpoint(id, e.endpoint ?? ''),
         {
           sql: `INSERT INTO compute_hosts (id, availability_zone, inventory, used_vcpus, used_ram_mb, used_disk_gb, enabled, disabled_reason,
                   last_heartbeat_ms, claim_count, created_at_ms, updated_at_ms)
@@ -281,7 +291,10 @@ function hostStatements(event: EventEnvelope, e: Ev): Statement[] {
         },
       ];
     case 'HostInventoryUpdated':
-      return [{ sql: 'UPDATE compute_hosts SET availability_zone = $2, inventory = $3, updated_at_ms = $4 WHERE id = $1', params: [id, e.availabilityZone ?? '', json(e.inventory), at] }];
+      return [
+        { sql: 'UPDATE compute_hosts SET availability_zone = $2, inventory = $3, updated_at_ms = $4 WHERE id = $1', params: [id, e.availabilityZone ?? '', json(e.inventory), at] },
+        setHostEndpoint(id, e.endpoint ?? ''),
+      ];
     case 'HostHeartbeatRecorded':
       return [{ sql: 'UPDATE compute_hosts SET last_heartbeat_ms = $2 WHERE id = $1', params: [id, Number(e.atMs)] }];
     case 'HostDisabled':

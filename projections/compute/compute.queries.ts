@@ -88,6 +88,8 @@ export interface HostRecord {
   enabled: boolean;
   disabledReason: string;
   lastHeartbeatMs: number;
+  /** Where the host's agent serves ComputeAgentService ("host:port"); '' when it serves nothing. */
+  endpoint: string;
   /** Consumers (servers) holding a claim on the host. */
   claims: number;
   createdAtMs: number;
@@ -230,10 +232,14 @@ const hostFromRow = (r: Row): HostRecord => ({
   enabled: num(r.enabled) === 1,
   disabledReason: String(r.disabled_reason),
   lastHeartbeatMs: num(r.last_heartbeat_ms),
+  endpoint: r.endpoint === null || r.endpoint === undefined ? '' : String(r.endpoint),
   claims: num(r.claim_count),
   createdAtMs: num(r.created_at_ms),
   updatedAtMs: num(r.updated_at_ms),
 });
+
+/** A host row with its agent endpoint (from its side table; empty when none was registered). */
+const HOST_COLUMNS = 'h.*, e.endpoint AS endpoint FROM compute_hosts h LEFT JOIN compute_host_endpoints e ON e.host_id = h.id';
 
 /** Groups rows of (key, value) into key -> values, values in row order. */
 const groupBy = (rows: Row[], key: string, value: string) => {
@@ -452,7 +458,7 @@ export class ComputeQueries {
   // Hosts.
 
   async getHost(id: string): Promise<HostRecord | undefined> {
-    const [row] = await this.store.query<Row>('SELECT * FROM compute_hosts WHERE id = $1', [id]);
+    const [row] = await this.store.query<Row>(`SELECT ${HOST_COLUMNS} WHERE h.id = $1`, [id]);
     return row ? hostFromRow(row) : undefined;
   }
 
@@ -468,7 +474,7 @@ export class ComputeQueries {
       params.push(options.enabled ? 1 : 0);
       where.push(`enabled = $${params.length}`);
     }
-    const rows = await this.store.query<Row>(`SELECT * FROM compute_hosts${where.length ? ` WHERE ${where.join(' AND ')}` : ''} ORDER BY id`, params);
+    const rows = await this.store.query<Row>(`SELECT ${HOST_COLUMNS}${where.length ? ` WHERE ${where.join(' AND ')}` : ''} ORDER BY h.id`, params);
     return rows.map(hostFromRow);
   }
 
