@@ -10,7 +10,7 @@ import { randomUUID } from 'node:crypto';
 import type { InstanceView } from '../../domains/compute/compute.view.js';
 import { POWER_STATES } from '../../domains/compute/instance.states.js';
 import type { Message } from '../../domains/kernel/decider.js';
-import { hostDuty, type HostDuty } from '../../domains/compute/sagas/host-duty.js';
+import { TWO_HOST_MOVES, hostDuty, type HostDuty } from '../../domains/compute/sagas/host-duty.js';
 import { computeCodecFor } from '../../infra/codecs/compute.codec.js';
 import type { Actor, Reply } from '../../infra/envelope/envelope.js';
 import type { Log } from '../../infra/log/log.js';
@@ -160,6 +160,14 @@ export class ComputeAgents {
     if (!v) return;
     const h = this.hosts.get(v.host);
     if (h) this.evaluate(h, v);
+    // A move's source has its part too (sending the guest).
+    const source = this.moveSource(v);
+    if (source) this.evaluate(source, v);
+  }
+
+  /** The host agent of a two-host move's source, when it runs here. */
+  private moveSource(v: InstanceView): HostAgent | undefined {
+    return v.action !== null && TWO_HOST_MOVES[v.action] && v.sourceHost && v.sourceHost !== v.host ? this.hosts.get(v.sourceHost) : undefined;
   }
 
   private evaluate(h: HostAgent, v: InstanceView): void {
@@ -186,9 +194,6 @@ export class ComputeAgents {
     const action = v.action!;
     const key = `agent/${h.config.hostId}/${id}/${v.actionVersion}/${v.failedHosts.length}`;
     if (duty.kind === 'spawn') {
-    // A live migration's source has its part too (sending the guest).
-    const source = v.action === 'live-migration' && v.sourceHost !== v.host ? this.hosts.get(v.sourceHost) : undefined;
-    if (source) this.evaluate(source, v);
       // task_state "spawning" is reported once the spawn has taken longer than progressAfterMs:
       // a boot that is done sooner goes straight to ACTIVE, one command fewer on the log.
       let progress: Promise<unknown> | undefined;
@@ -212,6 +217,23 @@ export class ComputeAgents {
       clearTimeout(timer);
       await progress;
       this.stats.spawned++;
+      await this.send(h, id, 'instance', { type: 'CompleteInstanceAction', action }, `${key}/complete`);
+      return;
+    }
+    if (duty.kind === 'listen' || duty.kind === 'send') {
+      try {
+        if (duty.kind === 'listen') {
+          const uri = await driver.prepareIncoming(this.spec(v, v.newFlavor ?? v.flavor), duty.mode);
+          await this.send(h, id, 'instance', { type: 'ReportMigrationTarget', action, uri }, `${key}/target`);
+          return;
+        }
+        await driver.migrateTo(id, duty.uri);
+      } catch (e) {
+        this.stats.actionFailures++;
+        await this.send(h, id, 'instance', { type: 'FailInstanceAction', action, code: 500, message: `${action} on host ${h.config.hostId} failed: ${(e as Error).message}` }, `${key}/failed`);
+        return;
+      }
+      this.stats.actions++;
       await this.send(h, id, 'instance', { type: 'CompleteInstanceAction', action }, `${key}/complete`);
       return;
     }
@@ -241,23 +263,6 @@ export class ComputeAgents {
       case 'shelveOffload':
         return d.destroy(id);
       case 'restore':
-    if (duty.kind === 'listen' || duty.kind === 'send') {
-      try {
-        if (duty.kind === 'listen') {
-          const uri = await driver.prepareIncoming(this.spec(v));
-          await this.send(h, id, 'instance', { type: 'ReportMigrationTarget', action, uri }, `${key}/target`);
-          return;
-        }
-        await driver.migrateTo(id, duty.uri);
-      } catch (e) {
-        this.stats.actionFailures++;
-        await this.send(h, id, 'instance', { type: 'FailInstanceAction', action, code: 500, message: `${action} on host ${h.config.hostId} failed: ${(e as Error).message}` }, `${key}/failed`);
-        return;
-      }
-      this.stats.actions++;
-      await this.send(h, id, 'instance', { type: 'CompleteInstanceAction', action }, `${key}/complete`);
-      return;
-    }
       case 'start':
         return d.powerOn(id);
       case 'stop':
@@ -306,6 +311,8 @@ export class ComputeAgents {
     // One pass over the servers: the duties, and (when syncing) the servers placed on each host.
     const placed = new Map<string, InstanceView[]>();
     for (const v of view.instances.values()) {
+      const source = this.moveSource(v);
+      if (source) this.evaluate(source, v);
       const h = this.hosts.get(v.host);
       if (!h) continue;
       this.evaluate(h, v);
@@ -318,12 +325,14 @@ export class ComputeAgents {
       for (const id of await d.list()) {
         const v = view.instances.get(id);
         const here = v && v.host === h.config.hostId && v.vm !== 'deleted';
-        if (!here && (!v || v.action === null)) {
+        // A resized server's old guest stays on its source until the resize is confirmed or reverted.
+        const keptForRevert = v && v.vm === 'resized' && v.sourceHost === h.config.hostId;
+        if (!here && !keptForRevert && (!v || v.action === null)) {
           await d.destroy(id);
           this.stats.orphansDestroyed++;
           continue;
         }
-        if (!v || v.action !== null || h.inFlight.has(id) || NOT_SYNCED.has(v.vm)) continue;
+        if (!here || v.action !== null || h.inFlight.has(id) || NOT_SYNCED.has(v.vm)) continue;
         const power = await d.powerState(id);
         if (power !== v.powerState) {
           this.stats.powerReports++;
@@ -332,8 +341,6 @@ export class ComputeAgents {
       }
       // Guests the log runs here that the hypervisor lost: report them shut down.
       for (const v of placed.get(h.config.hostId) ?? []) {
-      const source = v.action === 'live-migration' && v.sourceHost !== v.host ? this.hosts.get(v.sourceHost) : undefined;
-      if (source) this.evaluate(source, v);
         if (v.action !== null || NOT_SYNCED.has(v.vm) || h.inFlight.has(v.instanceId)) continue;
         if (v.powerState !== POWER_STATES.SHUTDOWN && (await d.powerState(v.instanceId)) === POWER_STATES.NOSTATE) {
           this.stats.powerReports++;

@@ -26,13 +26,15 @@ export interface ComputeDriver {
   rescue(instanceId: string): Promise<void>;
   unrescue(instanceId: string): Promise<void>;
   /**
-   * Live migration, destination: starts the guest waiting for its running state from the source,
-   * and says where the source sends it (a URI the source's driver understands).
+   * A move's destination: `live`, starts the guest waiting for its running state; `cold` (resize,
+   * cold migration), waits for its disk and then starts it (stopped if it was). Says where the
+   * source sends it: a URI the source's driver understands.
    */
-  prepareIncoming(spec: GuestSpec): Promise<string>;
+  prepareIncoming(spec: GuestSpec, mode: 'live' | 'cold'): Promise<string>;
   /**
-   * Live migration, source: sends the running guest to `uri` (from the destination's
-   * prepareIncoming), then removes it here. A guest no longer here has been sent.
+   * A move's source: sends the guest to `uri` (from the destination's prepareIncoming). Live: the
+   * running guest, which then leaves this host (a guest no longer here has been sent). Cold: the
+   * guest is powered off and its disk sent; it stays here until the resize is confirmed or reverted.
    */
   migrateTo(instanceId: string, uri: string): Promise<void>;
   /** Captures the guest's disk as the image `imageId`. */

@@ -49,13 +49,17 @@ export class FakeDriver implements ComputeDriver {
   }
 
   /** The fake destination "receives" by booting the guest at once: fake hosts share no memory. */
-  async prepareIncoming(spec: GuestSpec): Promise<string> {
+  async prepareIncoming(spec: GuestSpec, mode: 'live' | 'cold'): Promise<string> {
     await this.spawn(spec);
-    return `fake:${this.hostId}/${spec.instanceId}`;
+    return `fake-${mode}:${this.hostId}/${spec.instanceId}`;
   }
 
-  async migrateTo(id: string, _uri: string): Promise<void> {
-    this.guests.delete(id);
+  async migrateTo(id: string, uri: string): Promise<void> {
+    if (uri.startsWith('fake-cold:')) {
+      if (this.guests.has(id)) this.set(id, POWER_STATES.SHUTDOWN, 'powered off to move');
+    } else {
+      this.guests.delete(id);
+    }
   }
 
   async destroy(id: string): Promise<void> {

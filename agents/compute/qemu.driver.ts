@@ -10,6 +10,7 @@
 import { execFile } from 'node:child_process';
 import { constants as fsConstants } from 'node:fs';
 import { access, mkdir, mkdtemp, open, readFile, readdir, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { connect, createServer, type AddressInfo, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -99,6 +100,8 @@ export class QemuDriver implements ComputeDriver {
   private readonly consoleLogBytes: number;
   private readonly quitTimeoutMs: number;
   private readonly qmps = new Map<string, QmpClient>();
+  /** Cold moves this host waits for: their disk receivers. */
+  private readonly receivers = new Map<string, { uri: string; close(): void }>();
   private readonly locks = new Map<string, Promise<unknown>>();
   private accel: Promise<'kvm' | 'tcg'> | undefined;
 
@@ -339,6 +342,8 @@ export class QemuDriver implements ComputeDriver {
   }
 
   destroy(id: string): Promise<void> {
+    this.receivers.get(id)?.close();
+    this.receivers.delete(id);
     return this.serial(id, async () => {
       await this.stopProcess(id);
       await rm(this.dir(id), { recursive: true, force: true });
@@ -451,7 +456,8 @@ export class QemuDriver implements ComputeDriver {
    * migrationAddress; the URI is kept in the guest's directory so that asking again (an agent that
    * restarted) gives the same answer while QEMU still waits.
    */
-  prepareIncoming(spec: GuestSpec): Promise<string> {
+  prepareIncoming(spec: GuestSpec, mode: 'live' | 'cold' = 'live'): Promise<string> {
+    if (mode === 'cold') return this.serial(spec.instanceId, () => this.receiveDisk(spec));
     return this.serial(spec.instanceId, async () => {
       const id = spec.instanceId;
       const dir = this.dir(id);
@@ -479,8 +485,132 @@ export class QemuDriver implements ComputeDriver {
     });
   }
 
-  /** QEMU's own live migration (with the disk's overlay for disk guests), then the guest leaves this host. */
+  /**
+   * Cold move, destination: a one-shot TCP receiver (on migrationAddress) for the guest's disk
+   * overlay; once it has the disk it rebases it on this host's copy of the image, grows it to the
+   * new flavor, starts the guest if it ran on the source, and answers "ok".
+   * Wire format: one JSON line {instanceId, diskBytes, running}, then diskBytes bytes.
+   */
+  private async receiveDisk(spec: GuestSpec): Promise<string> {
+    const id = spec.instanceId;
+    const existing = this.receivers.get(id);
+    if (existing) return existing.uri;
+    const dir = this.dir(id);
+    if ((await this.pid(id)) !== undefined) throw new QemuDriverError(`instance ${id} already runs on this host`);
+    await rm(dir, { recursive: true, force: true });
+    await mkdir(dir, { recursive: true });
+    const guest: GuestFile = { spec, boot: await this.resolve(spec.imageId) };
+    await writeFile(join(dir, 'guest.json'), JSON.stringify(guest, null, 2));
+    const server = createServer({ allowHalfOpen: true }, (socket) => {
+      server.close();
+      this.receivers.delete(id);
+      void this.serial(id, () => this.acceptDisk(socket, guest)).then(
+        () => socket.end('ok\n'),
+        (e: Error) => socket.end(`error: ${e.message.replace(/\n/g, ' ')}\n`),
+      );
+    });
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(0, this.o.migrationAddress ?? '127.0.0.1', () => resolve());
+    });
+    const { address, port } = server.address() as AddressInfo;
+    const uri = `strata-disk:${address}:${port}`;
+    this.receivers.set(id, { uri, close: () => server.close() });
+    return uri;
+  }
+
+  private async acceptDisk(socket: Socket, guest: GuestFile): Promise<void> {
+    const id = guest.spec.instanceId;
+    const dir = this.dir(id);
+    const part = join(dir, 'disk.qcow2.part');
+    const out = await open(part, 'w');
+    let header: { instanceId: string; diskBytes: number; running: boolean } | undefined;
+    let pending = Buffer.alloc(0);
+    let written = 0;
+    try {
+      // Not destroyed at the end of the loop: the answer goes back on this socket.
+      for await (const chunk of socket.iterator({ destroyOnReturn: false }) as AsyncIterable<Buffer>) {
+        let data = chunk;
+        if (!header) {
+          pending = Buffer.concat([pending, chunk]);
+          const nl = pending.indexOf(10);
+          if (nl < 0) continue;
+          header = JSON.parse(pending.subarray(0, nl).toString('utf8')) as typeof header;
+          if (header!.instanceId !== id) throw new QemuDriverError(`expected the disk of ${id}, got ${header!.instanceId}`);
+          data = pending.subarray(nl + 1);
+        }
+        if (data.length > 0) {
+          await out.write(data);
+          written += data.length;
+        }
+      }
+      await out.sync();
+    } finally {
+      await out.close();
+    }
+    if (!header) throw new QemuDriverError(`the source of ${id} sent nothing`);
+    if (written !== header.diskBytes) throw new QemuDriverError(`disk of ${id}: received ${written} of ${header.diskBytes} bytes`);
+    const base = this.baseDisk(guest.boot);
+    if (header.diskBytes > 0 && base) {
+      // The overlay names the source's copy of the image: point it at this host's (same content).
+      await execFileP('qemu-img', ['rebase', '-u', '-b', base.path, '-F', base.format ?? 'qcow2', part]);
+      const info = JSON.parse((await execFileP('qemu-img', ['info', '--output=json', part])).stdout) as { 'virtual-size': number };
+      const want = guest.spec.flavor.diskGb * 1024 ** 3;
+      if (want > info['virtual-size']) await execFileP('qemu-img', ['resize', '-q', part, String(want)]);
+      await rename(part, join(dir, 'disk.qcow2'));
+    } else {
+      await rm(part, { force: true });
+      if (base) await this.createOverlay(dir, base, guest.spec.flavor.diskGb);
+    }
+    if (header.running) await this.launch(id, guest);
+  }
+
+  /** Cold move, source: power off, then send the disk overlay to the destination's receiver. */
+  private async sendDisk(id: string, uri: string): Promise<void> {
+    const m = /^strata-disk:(.+):(\d+)$/.exec(uri);
+    if (!m) throw new QemuDriverError(`not a disk transfer address: ${uri}`);
+    const running = (await this.pid(id)) !== undefined;
+    await this.stopProcess(id);
+    const overlay = join(this.dir(id), 'disk.qcow2');
+    const diskBytes = (await this.exists(overlay)) ? (await stat(overlay)).size : 0;
+    const socket = connect({ host: m[1]!, port: Number(m[2]) });
+    const answer = new Promise<string>((resolve, reject) => {
+      let text = '';
+      socket.on('data', (d: Buffer) => (text += d.toString('utf8')));
+      socket.on('end', () => resolve(text.trim()));
+      socket.on('error', reject);
+    });
+    await new Promise<void>((resolve, reject) => {
+      socket.once('connect', resolve);
+      socket.once('error', reject);
+    });
+    socket.write(`${JSON.stringify({ instanceId: id, diskBytes, running })}\n`);
+    if (diskBytes > 0) {
+      const file = await open(overlay, 'r');
+      try {
+        for await (const chunk of file.createReadStream()) {
+          if (!socket.write(chunk)) await new Promise((r) => socket.once('drain', r));
+        }
+      } finally {
+        await file.close().catch(() => undefined);
+      }
+    }
+    socket.end();
+    const reply = await answer;
+    if (reply !== 'ok') throw new QemuDriverError(`the destination of ${id} did not take it: ${reply || 'no answer'}`);
+  }
+
+  /**
+   * Live (tcp: URI): QEMU's own migration, with the disk's overlay for disk guests, then the guest
+   * leaves this host. Cold (strata-disk: URI): sendDisk; the guest stays here, off, for a revert.
+   */
   migrateTo(id: string, uri: string): Promise<void> {
+    if (uri.startsWith('strata-disk:')) {
+      return this.serial(id, async () => {
+        await this.readGuest(id);
+        await this.sendDisk(id, uri);
+      });
+    }
     return this.serial(id, async () => {
       const dir = this.dir(id);
       if (!(await this.exists(join(dir, 'guest.json')))) return; // sent earlier, then removed
@@ -595,6 +725,8 @@ export class QemuDriver implements ComputeDriver {
 
   /** Closes the QMP connections (guests keep running: they belong to the host, not to this process). */
   close(): void {
+    for (const r of this.receivers.values()) r.close();
+    this.receivers.clear();
     for (const q of this.qmps.values()) q.close();
     this.qmps.clear();
   }

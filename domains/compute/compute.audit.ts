@@ -114,6 +114,7 @@ export function auditCompute(events: Iterable<ComputeEvent>): AuditReport {
         if (!s) break;
         s.vm = e.vmState;
         if (e.type === 'InstanceActionCompleted' && e.host !== undefined) s.host = e.host;
+        if (e.type === 'InstanceActionFailed' && e.host) s.host = e.host; // a failed move: back where it was
         break;
       }
     }

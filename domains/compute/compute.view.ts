@@ -142,9 +142,9 @@ export class ComputeView {
         i.startTask = i.task;
         i.actionImageId = e.imageId ?? '';
         i.offload = Boolean(e.offload);
+        i.migrationUri = '';
         i.lastProgressMs = e.occurredAtMs;
         if (e.action === 'create' || e.action === 'unshelve') i.failedHosts = [];
-        i.migrationUri = '';
         break;
       case 'InstanceTaskChanged':
         i.task = (e.taskState || null) as TaskState | null;
@@ -162,9 +162,9 @@ export class ComputeView {
         if (i.host && i.host !== e.host) i.sourceHost = i.host;
         i.host = e.host;
         i.assigned = true;
+        i.migrationUri = '';
         if (e.availabilityZone) i.availabilityZone = e.availabilityZone;
         i.lastProgressMs = e.occurredAtMs;
-        i.migrationUri = '';
         break;
       case 'InstanceActionCompleted':
         i.vm = e.vmState as VmState;
@@ -185,6 +185,11 @@ export class ComputeView {
         i.assigned = false;
         i.newFlavor = null;
         i.fault = e.fault?.message ?? '';
+        if (e.host && e.host !== i.host) {
+          // A failed move: the server stays where it was.
+          i.host = e.host;
+          i.sourceHost = '';
+        }
         i.lastProgressMs = e.occurredAtMs;
         break;
       case 'InstancePowerStateObserved':

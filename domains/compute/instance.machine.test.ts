@@ -226,7 +226,20 @@ describe('boot, failure, resize and status', () => {
     });
   });
 
-  it('deletes a server that never got a host at once, and says NOT_FOUND after', () => {
+  it('puts a server whose move failed back on the host it left; a failed pause stays where it is', () => {
+    const moving = [
+      ...history('active'),
+      { type: 'InstanceActionStarted', action: 'migrate', taskState: 'resize_prep', resultVm: 'resized' },
+      { type: 'InstanceHostAssigned', host: 'h2', node: 'h2', availabilityZone: '' },
+    ] as M[];
+    const d = decide(moving, { type: 'FailInstanceAction', action: 'migrate', message: 'disk copy failed' }).decision as { events: M[] };
+    expect(d.events).toEqual([{ type: 'InstanceActionFailed', action: 'migrate', vmState: 'active', fault: { code: 500, message: 'disk copy failed' }, host: 'h1' }]);
+    expect((fold(instanceDecider, [...moving, ...d.events]).context as { host: string }).host).toBe('h1');
+    const pausing = [...history('active'), { type: 'InstanceActionStarted', action: 'pause', taskState: 'pausing', resultVm: 'paused' }] as M[];
+    expect(decide(pausing, { type: 'FailInstanceAction', action: 'pause' }).decision).toMatchObject({ events: [{ host: 'h1' }] });
+  });
+
+    it('deletes a server that never got a host at once, and says NOT_FOUND after', () => {
     const d = decide([created], { type: 'DeleteInstance' }).decision as { events: M[] };
     expect(d.events.map((e) => e.type)).toEqual(['InstanceActionCompleted']);
     const gone = [created, ...d.events];

@@ -10,16 +10,21 @@ import { ACTION_BY_COMMAND, allowsTask, allowsVm, INSTANCE_ACTIONS, type FlavorR
 import { POWER_STATES, VM_STATES, type TaskState, type VmState } from './instance.states.js';
 
 type Ev = Message & Record<string, any> & { meta?: CommandContext };
-type Ctx = InstanceContext & { pendingVm: VmState | null };
+// moveSource: the host a move (resize, migrate, live migration) left, so that a failed move puts
+// the server back where it still runs.
+type Ctx = InstanceContext & { pendingVm: VmState | null; moveSource: string };
 
 export const initialInstanceContext: Ctx = {
   vm: 'building', task: null, action: null, previousVm: null, pendingVm: null,
   name: '', projectId: '', userId: '', flavor: null, newFlavor: null, oldFlavor: null, imageId: '', keyName: '',
   availabilityZone: '', serverGroupId: '', metadata: {}, host: '', node: '', launched: false,
-  locked: false, lockedReason: '', lockedByAdmin: false, powerState: POWER_STATES.NOSTATE, fault: null, offloadOnShelve: true, failedHosts: [],
+  locked: false, lockedReason: '', lockedByAdmin: false, powerState: POWER_STATES.NOSTATE, fault: null, offloadOnShelve: true, failedHosts: [], moveSource: '',
 };
 
 export const isAdmin = (e: Ev) => Boolean(e.meta?.actor.roles.includes('admin'));
+
+/** Moves from a live source host: their failure leaves the server where it was (Nova's rollback). */
+const MOVES_BACK_ON_FAILURE = new Set(['resize', 'migrate', 'live-migration']);
 
 /** Actions that leave the server in ERROR when they fail on the host (the others roll back). */
 const FAIL_TO_ERROR = new Set(['create', 'rebuild', 'evacuate', 'unshelve']);
@@ -112,12 +117,13 @@ const liveCommands = (vm: VmState) => {
         action: context.action,
         vmState: FAIL_TO_ERROR.has(context.action!) ? 'error' : (context.previousVm ?? context.vm),
         fault: { code: Number(event.code ?? 500), message: String(event.message ?? 'the action failed') },
+        host: MOVES_BACK_ON_FAILURE.has(context.action!) && context.moveSource ? context.moveSource : context.host,
       }),
     ),
   };
-  // A live migration's destination is listening for the guest's state: the source may send it.
+  // A move's destination is listening for the guest (its running state, or its disk): the source may send it.
   on.ReportMigrationTarget = {
-    guard: ({ context, event }: { context: Ctx; event: Ev }) => context.action === 'live-migration' && context.task !== null && context.action === event.action,
+    guard: ({ context, event }: { context: Ctx; event: Ev }) => MOVES_BACK_ON_FAILURE.has(context.action!) && context.task !== null && context.action === event.action,
     actions: enqueueActions(({ event, enqueue }: { event: Ev; enqueue: any }) => enqueue.emit({ type: 'InstanceMigrationTargetReady', uri: event.uri })),
   };
   // A boot that failed on its host goes back to scheduling (Nova's reschedule to an alternate).
@@ -176,7 +182,7 @@ export const instanceMachine = setup({}).createMachine({
     InstanceActionStarted: {
       actions: assign(({ context, event }: { context: Ctx; event: Ev }) => ({
         task: event.taskState, action: event.action, pendingVm: event.resultVm, previousVm: context.vm,
-        newFlavor: event.newFlavor ?? null, offloadOnShelve: event.offload ?? context.offloadOnShelve, fault: null,
+        newFlavor: event.newFlavor ?? null, offloadOnShelve: event.offload ?? context.offloadOnShelve, fault: null, moveSource: '',
       })),
     },
     InstanceTaskChanged: { actions: assign(({ event }: { event: Ev }) => ({ task: event.taskState })) },
@@ -189,7 +195,12 @@ export const instanceMachine = setup({}).createMachine({
         fault: { code: 500, message: event.reason },
       })),
     },
-    InstanceHostAssigned: { actions: assign(({ context, event }: { context: Ctx; event: Ev }) => ({ host: event.host, node: event.node, availabilityZone: event.availabilityZone || context.availabilityZone })) },
+    InstanceHostAssigned: {
+      actions: assign(({ context, event }: { context: Ctx; event: Ev }) => ({
+        host: event.host, node: event.node, availabilityZone: event.availabilityZone || context.availabilityZone,
+        moveSource: context.moveSource || (context.host !== event.host ? context.host : ''),
+      })),
+    },
     InstanceActionCompleted: toVm((c, e) => ({
       task: null, action: null, pendingVm: null, fault: null,
       launched: c.launched || e.action === 'create',
@@ -200,7 +211,7 @@ export const instanceMachine = setup({}).createMachine({
       host: e.host ?? c.host,
       powerState: e.vmState === 'active' ? POWER_STATES.RUNNING : e.vmState === 'paused' ? POWER_STATES.PAUSED : e.vmState === 'suspended' ? POWER_STATES.SUSPENDED : ['stopped', 'shelved', 'shelved_offloaded', 'deleted', 'soft-delete'].includes(e.vmState) ? POWER_STATES.SHUTDOWN : c.powerState,
     })),
-    InstanceActionFailed: toVm((c, e) => ({ task: null, action: null, pendingVm: null, newFlavor: null, fault: e.fault, previousVm: null, host: c.host })),
+    InstanceActionFailed: toVm((c, e) => ({ task: null, action: null, pendingVm: null, newFlavor: null, fault: e.fault, previousVm: null, host: e.host || c.host, moveSource: '' })),
     InstanceLocked: { actions: assign(({ event }: { event: Ev }) => ({ locked: true, lockedReason: event.reason, lockedByAdmin: event.byAdmin })) },
     InstanceUnlocked: { actions: assign({ locked: false, lockedReason: '', lockedByAdmin: false }) },
     InstanceMetadataSet: { actions: assign(({ context, event }: { context: Ctx; event: Ev }) => ({ metadata: { ...context.metadata, ...event.items } })) },

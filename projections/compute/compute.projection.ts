@@ -229,7 +229,7 @@ function instanceStatements(event: EventEnvelope, e: Ev): Statement[] {
     case 'InstanceActionFailed': {
       const vm = e.vmState as VmState;
       return [
-        updateInstance(event, { vm_state: vm, task_state: null, status: instanceStatus(vm, null), action: null, fault: json(e.fault) }),
+        updateInstance(event, { vm_state: vm, task_state: null, status: instanceStatus(vm, null), action: null, fault: json(e.fault), ...(e.host ? { host: e.host, node: e.host } : {}) }),
         ...actionFinished(event, e.action, 'error', String(e.fault?.message ?? '')),
       ];
     }

@@ -9,20 +9,27 @@ export type HostDuty =
   | { kind: 'spawn' }
   /** Receive the server from elsewhere (resize, migrations, evacuate, revert resize). */
   | { kind: 'receive' }
-  /** Live migration, destination: get ready to receive the running guest and say where. */
-  | { kind: 'listen' }
-  /** Live migration, source: send the running guest to where the destination listens. */
+  /** A move's destination: get ready to receive the guest (running, or its disk) and say where. */
+  | { kind: 'listen'; mode: 'live' | 'cold' }
+  /** A move's source: send the guest to where the destination listens. */
   | { kind: 'send'; uri: string }
   /** Run a plain action on the server that runs here. */
   | { kind: 'act'; action: string }
   /** Nothing to do for this server now. */
   | { kind: 'none' };
 
+/**
+ * Moves from a host whose agent takes part: live migration sends the running guest, resize and
+ * cold migration power it off and send its disk (evacuate rebuilds: its source is down).
+ */
+export const TWO_HOST_MOVES: Readonly<Record<string, 'live' | 'cold'>> = { 'live-migration': 'live', resize: 'cold', migrate: 'cold' };
+
 export function hostDuty(v: InstanceView, hostId: string): HostDuty {
-  if (v.action === 'live-migration' && v.assigned) {
+  if (v.action !== null && TWO_HOST_MOVES[v.action] && v.assigned && v.sourceHost && v.sourceHost !== v.host) {
     // Two hosts take part: the destination listens first, then the source sends (and completes).
-    if (v.host === hostId && !v.migrationUri) return { kind: 'listen' };
-    if (v.sourceHost === hostId && v.host !== hostId && v.migrationUri) return { kind: 'send', uri: v.migrationUri };
+    const mode = TWO_HOST_MOVES[v.action]!;
+    if (v.host === hostId && !v.migrationUri) return { kind: 'listen', mode };
+    if (v.sourceHost === hostId && v.migrationUri) return { kind: 'send', uri: v.migrationUri };
     return { kind: 'none' };
   }
   if (v.host !== hostId || v.action === null) return { kind: 'none' };
