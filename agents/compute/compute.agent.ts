@@ -66,6 +66,9 @@ interface HostAgent {
   inFlight: Set<string>;
 }
 
+/** The image a shelve writes and an unshelve boots (Nova's "<name>-shelved" snapshot). */
+export const shelvedImageId = (instanceId: string) => `${instanceId}-shelved`;
+
 /** Guests with no power of their own: nothing to compare with the hypervisor. */
 const NOT_SYNCED = new Set(['building', 'deleted', 'shelved_offloaded', 'soft-delete', 'error']);
 
@@ -185,7 +188,9 @@ export class ComputeAgents {
   }
 
   private spec(v: InstanceView, flavor = v.flavor): GuestSpec {
-    return { instanceId: v.instanceId, name: v.name, flavor: flavor!, imageId: v.actionImageId || v.imageId };
+    // Unshelve boots the snapshot the shelve took (the guest's disk as it was).
+    const imageId = v.action === 'unshelve' ? shelvedImageId(v.instanceId) : v.actionImageId || v.imageId;
+    return { instanceId: v.instanceId, name: v.name, flavor: flavor!, imageId };
   }
 
   private async perform(h: HostAgent, v: InstanceView, duty: HostDuty): Promise<void> {
@@ -287,7 +292,9 @@ export class ComputeAgents {
       case 'unrescue':
         return d.unrescue(id);
       case 'shelve':
+        // As Nova: a snapshot keeps the disk, so that offloading may drop the guest from the host.
         await d.powerOff(id);
+        await d.snapshot(id, shelvedImageId(id));
         if (v.offload) await d.destroy(id);
         return;
       case 'unshelve':

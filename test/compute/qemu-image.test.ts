@@ -24,6 +24,9 @@ describe('images, rescue, rebuild and resize of real guests (embedded log, TCG)'
     const built = execFileSync('bash', [join(root, 'scripts/build-test-image.sh')], { encoding: 'utf8' }).trim();
     const imageDir = mkdtempSync(join(tmpdir(), 'strata-images-'));
     symlinkSync(built, join(imageDir, 'test-image'));
+    mkdirSync(join(imageDir, 'with-disk'));
+    for (const f of ['vmlinuz', 'initramfs.cpio.gz']) symlinkSync(join(built, f), join(imageDir, 'with-disk', f));
+    execFileSync('qemu-img', ['create', '-q', '-f', 'qcow2', join(imageDir, 'with-disk', 'disk.qcow2'), '64M']);
     images = new ImageDirectory(imageDir);
     rig = await startRig({
       backend: 'embedded',
@@ -106,5 +109,28 @@ describe('images, rescue, rebuild and resize of real guests (embedded log, TCG)'
     await waitMarkers(id, 1);
     expect((await rig.act(id, { type: 'ConfirmResizeInstance' }, 60_000)).vm).toBe('active');
     expect(view(id).flavor?.ramMb).toBe(192);
+  }, 300_000);
+
+  it('shelve-offload keeps the disk as an image and frees the host; unshelve boots from it with the data', async () => {
+    const id = await boot('with-disk');
+    const host = view(id).host;
+    const disk = () => join(stateDirs.get(view(id).host)!, id, 'disk.qcow2');
+    expect((await rig.act(id, { type: 'StopInstance' }, 60_000)).vm).toBe('stopped');
+    execFileSync('qemu-io', ['-f', 'qcow2', '-c', 'write -P 0x5a 2M 1M', disk()]);
+
+    const shelved = await rig.act(id, { type: 'ShelveInstance', offload: true }, 90_000);
+    expect(shelved.vm).toBe('shelved_offloaded');
+    expect(shelved.host).toBe('');
+    expect(await drivers.get(host)!.list()).not.toContain(id); // process and files gone from the host
+    await until(() => view(id).claimHosts.length === 0, 'the placement released');
+    expect(images.resolve(`${id}-shelved`)).toMatchObject({ kind: 'kernel', disk: expect.stringContaining(`${id}-shelved`) });
+
+    const unshelved = await rig.act(id, { type: 'UnshelveInstance' }, 120_000);
+    expect(unshelved.vm).toBe('active');
+    expect(unshelved.fault).toBe('');
+    await waitMarkers(id, 1);
+    const read = execFileSync('qemu-io', ['-r', '-U', '-f', 'qcow2', '-c', 'read -P 0x5a 2M 1M', disk()], { encoding: 'utf8' });
+    expect(read).toContain('read 1048576/1048576 bytes');
+    expect(read).not.toContain('Pattern verification failed');
   }, 300_000);
 });
