@@ -8,11 +8,28 @@
 // the same process and log: the rate of one-event commands (host heartbeats) at the same
 // concurrency, and the share of it the boots use (commands per boot x boots/s / baseline).
 //
+// Then real guests (issue 5 e): through the gRPC API on the embedded log, one compute agent with
+// the qemu driver (the test image of scripts/build-test-image.sh, built if missing): per run, the
+// time from the CreateServer call to ACTIVE (WaitOperation returns) and to the guest's marker in
+// GetServerConsoleOutput (read from the agent through the API); the qemu-only part, timed inside
+// the agent (the driver's spawn) and on the guest's console file (qemu launch -> marker); and the
+// control-plane overhead: CreateServer -> ACTIVE minus the spawn.
+//
 //   npm run bench:compute
 //   STRATA_BENCH_DECISIONS=5000 STRATA_BENCH_BOOTS=10000 npm run bench:compute
 //   STRATA_BENCH_BACKENDS=embedded,kafka npm run bench:compute
+//   STRATA_BENCH_QEMU_RUNS=10 npm run bench:compute     (0: no real guests; STRATA_QEMU_ACCEL as the agent's)
+//   STRATA_BENCH_BACKENDS= npm run bench:compute        (no fake-host boots: scheduler and real guests only)
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { randomUUID } from 'node:crypto';
+import { ComputeAgents } from '../agents/compute/compute.agent.js';
+import type { ComputeDriver, GuestSpec } from '../agents/compute/driver.js';
+import { QemuDriver, testImageBoot, type Accelerator } from '../agents/compute/qemu.driver.js';
+import { startTestCloud } from '../test/identity/cloud.js';
 import { CommandBus } from '../infra/runtime/command-bus.js';
 import { computeCodecFor } from '../infra/codecs/compute.codec.js';
 import type { Backend } from '../test/support/backends.js';
@@ -90,7 +107,7 @@ const CLIENTS = 8;
 const IN_FLIGHT = Number(process.env.STRATA_BENCH_IN_FLIGHT ?? 64);
 /** Decider worker processes sharing the partitions (their consumer group). */
 const DECIDERS = Number(process.env.STRATA_BENCH_DECIDERS ?? 2);
-const backends = (process.env.STRATA_BENCH_BACKENDS ?? 'embedded').split(',') as Backend[];
+const backends = (process.env.STRATA_BENCH_BACKENDS ?? 'embedded').split(',').filter(Boolean) as Backend[];
 
 async function boots(backend: Backend) {
   const rig = await startRig({ backend, hosts: 1000, partitions: 8, zones: ['az1', 'az2'], heartbeatMs: 60_000, processes: process.env.STRATA_BENCH_INLINE !== '1', deciderProcesses: DECIDERS });
@@ -181,6 +198,122 @@ async function boots(backend: Backend) {
   }
 }
 
+const QEMU_RUNS = Number(process.env.STRATA_BENCH_QEMU_RUNS ?? 5);
+const MARKER = 'STRATA-GUEST-READY';
+
+/** Real qemu guests through the API: where the time from CreateServer to a booted guest goes. */
+async function realGuests() {
+  const root = new URL('..', import.meta.url).pathname;
+  const imageDir = execFileSync('bash', [join(root, 'scripts/build-test-image.sh')], { encoding: 'utf8' }).trim();
+  const stateDir = mkdtempSync('/tmp/sq-'); // short: QMP socket paths are limited to about 107 bytes
+  const qemu = new QemuDriver({ stateDir, accelerator: (process.env.STRATA_QEMU_ACCEL ?? 'auto') as Accelerator, resolveImage: () => testImageBoot(imageDir) });
+  const accel = await qemu.accelerator(); // the KVM probe, once, outside the timings
+  // The agent's driver, timed: when each spawn started and ended, and when the marker reached the console file.
+  const spawned = new Map<string, { start: number; end: number; marker: Promise<number> }>();
+  const watchMarker = async (id: string): Promise<number> => {
+    const file = join(stateDir, id, 'console.log');
+    for (const deadline = performance.now() + 120_000; performance.now() < deadline; await new Promise((r) => setTimeout(r, 5))) {
+      const text = await readFile(file, 'utf8').catch(() => '');
+      if (text.includes(MARKER)) return performance.now();
+    }
+    return NaN;
+  };
+  const timed = new Proxy(qemu, {
+    get(target, prop) {
+      if (prop === 'spawn') {
+        return async (spec: GuestSpec) => {
+          const start = performance.now();
+          const marker = watchMarker(spec.instanceId);
+          await target.spawn(spec);
+          spawned.set(spec.instanceId, { start, end: performance.now(), marker });
+        };
+      }
+      const v = Reflect.get(target, prop) as unknown;
+      return typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(target) : v;
+    },
+  }) as ComputeDriver;
+  const t = await startTestCloud({}, { conductor: { tickMs: 200 } });
+  const agents = await ComputeAgents.start({
+    log: t.log,
+    topology: { partitions: 4, replicationFactor: 1, replyPartitions: 4 },
+    hosts: [{ hostId: 'bench-qemu', availabilityZone: 'nova', inventory: { vcpus: { total: 8 }, ramMb: { total: 8192 }, diskGb: { total: 50 } }, driver: timed }],
+    listen: '127.0.0.1:0',
+    heartbeatMs: 1000,
+  });
+  const rows: { createRpc: number; toActive: number; toMarker: number; spawn: number; beforeSpawn: number; afterSpawn: number; launchToMarker: number; overhead: number }[] = [];
+  try {
+    const admin = t.client(await t.adminToken());
+    for (let i = 0; i < 100 && !(await admin.call('GetHost', { id: 'bench-qemu' })).host.up; i++) await new Promise((r) => setTimeout(r, 100));
+    const flavorId = (await admin.call('CreateFlavor', { flavor: { name: 'bench-tiny', vcpus: 1, ramMb: 256, diskGb: 1 } })).flavor.id;
+    for (let run = 0; run < QEMU_RUNS; run++) {
+      const t0 = performance.now();
+      const res = await admin.call('CreateServer', { name: `bench-${run}`, flavorId, imageId: 'strata-test' });
+      const id: string = res.servers[0].id;
+      const tCreated = performance.now();
+      const op = (await admin.call('WaitOperation', { name: res.operations[0].name, serverId: id, timeout: { seconds: 120 } })).operation;
+      const tActive = performance.now();
+      if (op.result !== 'success') throw new Error(`boot ${run} ended ${op.result}: ${op.error}`);
+      let tMarker = NaN;
+      for (const deadline = performance.now() + 120_000; performance.now() < deadline; await new Promise((r) => setTimeout(r, 20))) {
+        if ((await admin.call('GetServerConsoleOutput', { id, length: 0 })).output.includes(MARKER)) {
+          tMarker = performance.now();
+          break;
+        }
+      }
+      const s = spawned.get(id);
+      if (!s) throw new Error(`the agent's driver did not spawn ${id}`);
+      const markerInFile = await s.marker;
+      const row = {
+        createRpc: tCreated - t0,
+        toActive: tActive - t0,
+        toMarker: tMarker - t0,
+        spawn: s.end - s.start,
+        beforeSpawn: s.start - t0,
+        afterSpawn: tActive - s.end,
+        launchToMarker: markerInFile - s.start,
+        overhead: tActive - t0 - (s.end - s.start),
+      };
+      rows.push(row);
+      console.log(
+        `qemu run ${run + 1}: CreateServer -> ACTIVE ${row.toActive.toFixed(0)} ms (CreateServer returned ${row.createRpc.toFixed(0)}, before spawn ${row.beforeSpawn.toFixed(0)}, spawn ${row.spawn.toFixed(0)}, after ${row.afterSpawn.toFixed(0)}); ` +
+          `-> marker via API ${row.toMarker.toFixed(0)} ms; qemu launch -> marker in console file ${row.launchToMarker.toFixed(0)} ms`,
+      );
+      const del = await admin.call('DeleteServer', { id });
+      if (!del.operation.done) await admin.call('WaitOperation', { name: del.operation.name, serverId: id, timeout: { seconds: 60 } });
+    }
+  } finally {
+    await agents.close();
+    await t.close();
+    for (const id of await qemu.list()) await qemu.destroy(id);
+    qemu.close();
+    rmSync(stateDir, { recursive: true, force: true });
+  }
+  const stat = (k: keyof (typeof rows)[number]) => {
+    const v = rows.map((r) => r[k]).sort((a, b) => a - b);
+    return { p50: pct(v, 50), p99: pct(v, 99) };
+  };
+  const o = stat('overhead');
+  console.log(
+    `real guests (${accel}, embedded log, ${rows.length} runs; p99 of ${rows.length} runs is their maximum): control-plane overhead (CreateServer -> ACTIVE minus spawn) p50 ${o.p50.toFixed(0)} ms, p99 ${o.p99.toFixed(0)} ms ` +
+      `(aim: under 200 ms)`,
+  );
+  for (const [k, name] of [
+    ['toActive', 'api_to_active'],
+    ['toMarker', 'api_to_marker'],
+    ['spawn', 'driver_spawn'],
+    ['launchToMarker', 'launch_to_marker'],
+    ['createRpc', 'create_rpc'],
+    ['beforeSpawn', 'api_to_spawn_start'],
+    ['afterSpawn', 'spawn_end_to_active'],
+    ['overhead', 'control_plane_overhead'],
+  ] as const) {
+    const r = stat(k);
+    figure(`compute.qemu.${name}.p50`, r.p50, 'ms');
+    figure(`compute.qemu.${name}.p99`, r.p99, 'ms');
+  }
+}
+
 for (const b of backends) await boots(b);
+if (QEMU_RUNS > 0) await realGuests();
 for (const f of figures) console.log(f);
 process.exit(0);
