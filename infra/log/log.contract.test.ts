@@ -85,6 +85,29 @@ describe.each(BACKENDS)('Log contract on the %s log', (backend) => {
     await writer.close();
   });
 
+  it('a tail reports progress up to the end offset, past the commit marker of a transaction that ends the partition', async () => {
+    const name = topic();
+    await log.ensureTopics([{ name, partitions: 1, replicationFactor: t.topology.replicationFactor }]);
+    const writer = await log.transactionalWriter(`tx-${name}`);
+    await writer.commit({ records: [{ topic: name, partition: 0, key: 'k', value: enc('one') }], offsets: [] });
+    await writer.close();
+    // On Kafka the end offset counts the commit marker, which no tail delivers as a record.
+    const [end] = await settledEndOffsets(log, name);
+    const seen: string[] = [];
+    let passed = -1;
+    const sub = await log.tail({
+      topics: [name],
+      from: 'earliest',
+      onBatch: async (rs) => void seen.push(...rs.map((r) => dec(r.value))),
+      onProgress: (tp, p, last) => {
+        if (tp === name && p === 0) passed = Math.max(passed, last);
+      },
+    });
+    await until(() => passed >= end - 1, 'the tail to pass the end offset');
+    expect(seen).toEqual(['one']);
+    await sub.close();
+  });
+
   it('fences the older of two writers with one transactional id', async () => {
     const name = topic();
     await log.ensureTopics([{ name, partitions: 1, replicationFactor: t.topology.replicationFactor }]);

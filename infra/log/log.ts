@@ -65,6 +65,12 @@ export interface TailOptions {
   from: StartFrom;
   /** Called with committed records, in offset order per partition; the next batch waits for it. */
   onBatch: (records: LogRecord[]) => Promise<void>;
+  /**
+   * Called once the tail has passed every offset of a partition up to `lastOffset`: records it
+   * delivered and offsets that hold none (Kafka's transaction markers) alike. How a reader knows
+   * it has reached an end offset (endOffsets) that a commit marker ends.
+   */
+  onProgress?: (topic: string, partition: number, lastOffset: number) => void;
 }
 
 export interface GroupOptions {

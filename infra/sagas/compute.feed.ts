@@ -60,7 +60,13 @@ export class ComputeFeed {
     await ensureDomainTopics(log, domain, topology);
     const feed = new ComputeFeed(domain);
     const ends = await log.endOffsets(feed.topic);
-    feed.subscription = await log.tail({ topics: [feed.topic], from: 'earliest', onBatch: async (records) => feed.onBatch(records) });
+    // Progress, not records alone: on Kafka a partition's end offset is often a commit marker.
+    feed.subscription = await log.tail({
+      topics: [feed.topic],
+      from: 'earliest',
+      onBatch: async (records) => feed.onBatch(records),
+      onProgress: (_topic, partition, lastOffset) => feed.passed(partition, lastOffset + 1),
+    });
     await Promise.all(ends.map((end, partition) => (end > 0 ? feed.reached(partition, end - 1) : undefined)));
     return feed;
   }
@@ -72,7 +78,7 @@ export class ComputeFeed {
   private onBatch(records: LogRecord[]): void {
     const changed = new Set<string>();
     for (const r of records) {
-      this.folded.set(r.partition, r.offset + 1);
+      this.folded.set(r.partition, Math.max(this.folded.get(r.partition) ?? 0, r.offset + 1));
       const type = r.headers[HEADER_EVENT_TYPE];
       if (type !== undefined && !FOLDED.has(type)) continue;
       const event = decodeComputeEvent(r);
@@ -80,6 +86,18 @@ export class ComputeFeed {
       const id = this.view.apply(event);
       if (id) changed.add(id);
     }
+    this.wake();
+    if (changed.size > 0) for (const l of this.listeners) l(changed);
+  }
+
+  /** The tail has passed every offset of `partition` below `next` (records and transaction markers). */
+  private passed(partition: number, next: number): void {
+    if (next <= (this.folded.get(partition) ?? 0)) return;
+    this.folded.set(partition, next);
+    this.wake();
+  }
+
+  private wake(): void {
     for (const [partition, list] of this.waiters) {
       const folded = this.folded.get(partition) ?? 0;
       const still = list.filter((w) => w.offset >= folded);
@@ -88,7 +106,6 @@ export class ComputeFeed {
       if (still.length > 0) this.waiters.set(partition, still);
       else this.waiters.delete(partition);
     }
-    if (changed.size > 0) for (const l of this.listeners) l(changed);
   }
 
   /** Resolves once the record at `offset` of `partition` is folded. */

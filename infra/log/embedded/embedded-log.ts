@@ -360,6 +360,7 @@ export class EmbeddedLog implements Log {
           delivered = true;
           await options.onBatch(rows);
           c.next = rows[rows.length - 1].offset + 1;
+          options.onProgress?.(c.topic, c.partition, c.next - 1);
         }
         if (!delivered) await this.waitForChange(100);
       }

@@ -300,7 +300,7 @@ export class KafkaLog implements Log {
     onBatch: (records: LogRecord[]) => Promise<void>,
     onlyPartitions?: number[],
     /** Every fetched batch's last offset, transaction markers included. */
-    onProgress?: (partition: number, lastOffset: number) => void,
+    onProgress?: (topic: string, partition: number, lastOffset: number) => void,
   ): Promise<Subscription> {
     const consumer = this.kafka.consumer({
       groupId: `strata-follow-${randomUUID()}`,
@@ -310,7 +310,7 @@ export class KafkaLog implements Log {
       retry: { retries: 10 },
     });
     if (onProgress) {
-      consumer.on(consumer.events.END_BATCH_PROCESS, (e) => onProgress(e.payload.partition, Number(e.payload.lastOffset)));
+      consumer.on(consumer.events.END_BATCH_PROCESS, (e) => onProgress(e.payload.topic, e.payload.partition, Number(e.payload.lastOffset)));
     }
     await consumer.connect();
     for (const topic of topics) await retrySettling(() => consumer.subscribe({ topic, fromBeginning: true }));
@@ -359,7 +359,7 @@ export class KafkaLog implements Log {
         cursors.set(`${topic}/${p}`, from === 'earliest' ? 0 : from === 'latest' ? ends![p] : from(topic, p));
       }
     }
-    return this.follow(options.topics, cursors, options.onBatch, options.partitions);
+    return this.follow(options.topics, cursors, options.onBatch, options.partitions, options.onProgress);
   }
 
   async *read(topic: string, partition: number, from: number, to: number): AsyncIterable<LogRecord[]> {
@@ -381,7 +381,7 @@ export class KafkaLog implements Log {
       },
       [partition],
       // Transaction markers occupy offsets: the end is reached when a fetched batch passes it.
-      (p, lastOffset) => {
+      (_topic, p, lastOffset) => {
         if (p === partition && lastOffset >= to - 1) {
           done = true;
           wake?.();
