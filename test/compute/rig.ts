@@ -190,8 +190,12 @@ export async function startRig(o: RigOptions): Promise<Rig> {
       await feed.close();
       await worker?.stop();
       for (const c of children) {
+        // A child that ended makes spawnReady SIGKILL its siblings: one may be gone before its turn
+        // here, and its 'exit' came already (waiting for it would hang: Node exits 13 with nothing left to run).
+        if (c.exitCode !== null || c.signalCode !== null) continue;
+        const exited = new Promise((r) => c.once('exit', r));
         c.kill('SIGTERM');
-        await new Promise((r) => c.once('exit', r));
+        await exited;
       }
       await t.close();
     },
