@@ -102,6 +102,10 @@ describe('compute codec', () => {
       { type: 'ConfirmResizeInstance' },
       ...act({ type: 'MigrateInstance' }),
       ...act({ type: 'RevertResizeInstance' }),
+      { type: 'LiveMigrateInstance' },
+      { type: 'AssignInstanceHost', host: 'h5', availabilityZone: 'az1' },
+      { type: 'ReportMigrationTarget', action: 'live-migration', uri: 'tcp:127.0.0.1:4444' },
+      { type: 'FailInstanceAction', action: 'live-migration', code: 500, message: 'connection refused' },
       ...act({ type: 'LiveMigrateInstance' }),
       ...act({ type: 'CreateInstanceImage', imageId: 'snap', name: 'nightly' }),
       ...act({ type: 'CreateInstanceBackup', imageId: 'bak', name: 'weekly' }),
@@ -151,8 +155,8 @@ describe('compute codec', () => {
 
   it('carries hosts: registration, inventory updates, heartbeats, claims with and without a group, disable and enable', () => {
     const { decoded } = drive('host', 'h1', [
-      { type: 'RegisterHost', inventory: inventory(16), availabilityZone: 'az1' },
-      { type: 'RegisterHost', inventory: inventory(32), availabilityZone: 'az1' },
+      { type: 'RegisterHost', inventory: inventory(16), availabilityZone: 'az1', endpoint: '' },
+      { type: 'RegisterHost', inventory: inventory(32), availabilityZone: 'az1', endpoint: '127.0.0.1:40000' },
       { type: 'RecordHostHeartbeat' },
       { type: 'ClaimResources', consumerId: 'i1', vcpus: 2, ramMb: 2048, diskGb: 20, groupId: 'g1', policy: 'anti-affinity', maxServerPerHost: 1 },
       { type: 'ClaimResources', consumerId: 'i2', vcpus: 1, ramMb: 512, diskGb: 5, groupId: '', policy: '' },
