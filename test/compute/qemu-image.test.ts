@@ -3,7 +3,7 @@
 // unrescue goes back; rebuild boots the new image; resize starts the guest with the new flavor's
 // memory and vCPUs (read over QMP).
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, symlinkSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -47,6 +47,7 @@ describe('images, rescue, rebuild and resize of real guests (embedded log, TCG)'
       for (const id of await d.list()) await d.destroy(id);
       d.close();
     }
+    for (const dir of [...stateDirs.values(), images?.dir]) if (dir) rmSync(dir, { recursive: true, force: true });
   });
 
   const view = (id: string) => rig.feed.view.instances.get(id)!;

@@ -4,7 +4,7 @@
 // second boot, and the server's host changes. Cold migration powers the guest off and copies its
 // disk to the destination: what was written to the disk on the source is read there.
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, symlinkSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, symlinkSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -26,10 +26,11 @@ describe('moving real guests between two qemu hosts (embedded log, TCG)', () => 
   let rig: Rig;
   const drivers = new Map<string, QemuDriver>();
   const stateDirs = new Map<string, string>();
+  let images: ImageDirectory;
   beforeAll(async () => {
     const built = execFileSync('bash', [join(root, 'scripts/build-test-image.sh')], { encoding: 'utf8' }).trim();
     // Two images: the test kernel alone, and the same with a 64 MiB disk.
-    const images = new ImageDirectory(mkdtempSync(join(tmpdir(), 'strata-images-')));
+    images = new ImageDirectory(mkdtempSync(join(tmpdir(), 'strata-images-')));
     symlinkSync(built, join(images.dir, 'test-image'));
     mkdirSync(join(images.dir, 'with-disk'));
     for (const f of ['vmlinuz', 'initramfs.cpio.gz']) symlinkSync(join(built, f), join(images.dir, 'with-disk', f));
@@ -53,6 +54,7 @@ describe('moving real guests between two qemu hosts (embedded log, TCG)', () => 
       for (const id of await d.list()) await d.destroy(id);
       d.close();
     }
+    for (const dir of [...stateDirs.values(), images?.dir]) if (dir) rmSync(dir, { recursive: true, force: true });
   });
 
   const view = (id: string) => rig.feed.view.instances.get(id)!;
