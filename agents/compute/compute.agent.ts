@@ -245,7 +245,8 @@ export class ComputeAgents {
     try {
       if (duty.kind === 'receive') {
         await driver.spawn(this.spec(v, v.newFlavor ?? v.flavor));
-        if (action === 'evacuate') await driver.powerOff(id);
+        // Evacuate rebuilds a stopped server; a revert goes back to the state before the resize.
+        if (action === 'evacuate' || (action === 'revertResize' && v.resultVm === 'stopped')) await driver.powerOff(id);
       } else {
         await this.act(driver, v);
       }

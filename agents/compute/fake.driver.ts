@@ -48,18 +48,31 @@ export class FakeDriver implements ComputeDriver {
     this.guests.set(spec.instanceId, { spec, power: POWER_STATES.RUNNING, rescued: false, console: [`booted ${spec.name} on ${this.hostId}`] });
   }
 
-  /** The fake destination "receives" by booting the guest at once: fake hosts share no memory. */
+  /**
+   * A live move's destination boots the guest at once (fake hosts share no memory); a cold one
+   * waits for the source's migrateTo, which hands over the guest off or running, as it was.
+   * Fake hosts exchange guests through this process's registry of receivers.
+   */
   async prepareIncoming(spec: GuestSpec, mode: 'live' | 'cold'): Promise<string> {
-    await this.spawn(spec);
-    return `fake-${mode}:${this.hostId}/${spec.instanceId}`;
+    const uri = `fake-${mode}:${this.hostId}/${spec.instanceId}`;
+    if (mode === 'live') await this.spawn(spec);
+    else FakeDriver.receivers.set(uri, { driver: this, spec });
+    return uri;
   }
 
+  private static readonly receivers = new Map<string, { driver: FakeDriver; spec: GuestSpec }>();
+
   async migrateTo(id: string, uri: string): Promise<void> {
-    if (uri.startsWith('fake-cold:')) {
-      if (this.guests.has(id)) this.set(id, POWER_STATES.SHUTDOWN, 'powered off to move');
-    } else {
+    if (!uri.startsWith('fake-cold:')) {
       this.guests.delete(id);
+      return;
     }
+    const receiver = FakeDriver.receivers.get(uri);
+    if (!receiver) throw new FakeDriverError(`no fake host in this process waits at ${uri}`);
+    const running = this.guests.get(id)?.power === POWER_STATES.RUNNING;
+    if (this.guests.has(id)) this.set(id, POWER_STATES.SHUTDOWN, 'powered off to move');
+    receiver.driver.guests.set(id, { spec: receiver.spec, power: running ? POWER_STATES.RUNNING : POWER_STATES.SHUTDOWN, rescued: false, console: [`moved here from ${this.hostId}`] });
+    FakeDriver.receivers.delete(uri);
   }
 
   async destroy(id: string): Promise<void> {

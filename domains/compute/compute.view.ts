@@ -33,6 +33,8 @@ export interface InstanceView extends BootView {
   startTask: TaskState | null;
   actionImageId: string;
   offload: boolean;
+  /** Of the current action: the vm_state it ends in (revert resize: the one before the resize). */
+  resultVm: VmState | null;
   /** Of a live migration: where the destination listens for the guest ('' until it does). */
   migrationUri: string;
   /** Why the last action failed or the boot was rescheduled (Nova's fault message). */
@@ -123,7 +125,7 @@ export class ComputeView {
         instanceId: e.aggregateId, vm: 'building', task: 'scheduling', action: 'create', host: '', failedHosts: [], claimHosts: [], quotaHeld: this.quotaHeld.has(e.aggregateId), lastProgressMs: e.occurredAtMs,
         name: e.name, projectId: e.projectId, userId: e.userId, flavor: e.flavor ?? null, newFlavor: null, imageId: e.imageId,
         availabilityZone: e.availabilityZone ?? '', serverGroupId: e.serverGroupId ?? '', powerState: POWER_STATES.NOSTATE,
-        actionVersion: e.version, sourceHost: '', assigned: false, startTask: 'scheduling', actionImageId: '', offload: false, migrationUri: '', fault: '', version: e.version,
+        actionVersion: e.version, sourceHost: '', assigned: false, startTask: 'scheduling', actionImageId: '', offload: false, resultVm: 'active', migrationUri: '', fault: '', version: e.version,
       };
       // Claims may precede the instance in the fold (other partitions): pick them up.
       for (const h of this.hosts.values()) if (h.claims.has(i.instanceId)) i.claimHosts.push(h.id);
@@ -142,6 +144,7 @@ export class ComputeView {
         i.startTask = i.task;
         i.actionImageId = e.imageId ?? '';
         i.offload = Boolean(e.offload);
+        i.resultVm = (e.resultVm || null) as VmState | null;
         i.migrationUri = '';
         i.lastProgressMs = e.occurredAtMs;
         if (e.action === 'create' || e.action === 'unshelve') i.failedHosts = [];

@@ -70,6 +70,17 @@ describe('server actions end to end (embedded log, fake driver)', () => {
     expect(reverted.flavor?.vcpus).toBe(2);
     await until(() => view(id).claimHosts.length === 1, 'the destination claim released');
     expect(view(id).claimHosts).toEqual([before]);
+    expect(await power(id)).toBe(POWER_STATES.RUNNING);
+
+    // A stopped server resizes stopped, and a revert leaves it stopped (Nova powers on only what ran).
+    await act(id, { type: 'StopInstance' });
+    const stoppedResize = await act(id, { type: 'ResizeInstance', flavor: flavor(4, 2048, 4) });
+    expect(stoppedResize.vm).toBe('resized');
+    expect(await power(id)).toBe(POWER_STATES.SHUTDOWN);
+    const stoppedRevert = await act(id, { type: 'RevertResizeInstance' });
+    expect(stoppedRevert.vm).toBe('stopped');
+    expect(stoppedRevert.host).toBe(before);
+    expect(await power(id)).toBe(POWER_STATES.SHUTDOWN);
     expect((await rig.audit()).problems).toEqual([]);
   });
 
