@@ -2,7 +2,10 @@
 # Makes this machine ready for `npm test`: openssl, Java and Maven (Kafka comes through them from Maven
 # Central, started by the tests themselves via infra/kafka/kafka.sh), a PostgreSQL server
 # on 127.0.0.1:5432 with a database "test", and QEMU with a Debian cloud kernel and a static
-# busybox (the qemu compute driver's tests boot real guests: scripts/build-test-image.sh). Installs Debian packages only when something is
+# busybox (the qemu compute driver's tests boot real guests: scripts/build-test-image.sh), and Open
+# vSwitch with iproute2, ethtool, ping and dnsmasq (the network agent's tests start their own
+# userspace-datapath OVS via infra/ovs/ovs.sh and send real packets between network namespaces;
+# nothing here starts the Debian openvswitch service). Installs Debian packages only when something is
 # missing and we are root; otherwise it says what to install.
 set -euo pipefail
 
@@ -18,6 +21,13 @@ command -v qemu-system-x86_64 >/dev/null || missing+=(qemu-system-x86)
 command -v qemu-img >/dev/null || missing+=(qemu-utils)
 ls /boot/vmlinuz-*-cloud-amd64 >/dev/null 2>&1 || missing+=(linux-image-cloud-amd64)
 installed busybox-static || missing+=(busybox-static)
+# The OVS network agent: ovsdb-server/ovs-vswitchd/ovs-vsctl/ovs-ofctl, namespaces and veths,
+# veth offloads off (ethtool), ping for the packet tests, dnsmasq for DHCP.
+command -v ovs-vswitchd >/dev/null || missing+=(openvswitch-switch)
+command -v ip >/dev/null || missing+=(iproute2)
+command -v ethtool >/dev/null || missing+=(ethtool)
+command -v ping >/dev/null || missing+=(iputils-ping)
+command -v dnsmasq >/dev/null || missing+=(dnsmasq-base)
 if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
     echo "test-env: installing ${missing[*]}"
@@ -46,4 +56,4 @@ if ! psql "$pg_url" -qAtc 'select 1' >/dev/null 2>&1; then
   fi
   psql "$pg_url" -qAtc 'select 1' >/dev/null || { echo "test-env: cannot reach $pg_url" >&2; exit 1; }
 fi
-echo "test-env: java, maven, openssl, PostgreSQL, qemu and the test image packages ready"
+echo "test-env: java, maven, openssl, PostgreSQL, qemu, the test image packages and Open vSwitch ready"
