@@ -18,9 +18,22 @@ export interface LocalOvs {
   rundir: string;
 }
 
-async function ovs(...args: string[]): Promise<string> {
+export interface OvsInstance {
+  /** State directory (default $STRATA_OVS_DIR or /tmp/strata-ovs); one instance per directory. Keep it short (unix socket paths). */
+  dir?: string;
+  /**
+   * An existing network namespace to run the daemons in: a simulated host with its own
+   * interfaces and routing table (userspace tunnels route and ARP in the vswitchd's namespace).
+   */
+  netns?: string;
+}
+
+async function ovs(instance: OvsInstance, ...args: string[]): Promise<string> {
+  const env = { ...process.env };
+  if (instance.dir) env.STRATA_OVS_DIR = instance.dir;
+  if (instance.netns) env.STRATA_OVS_NETNS = instance.netns;
   try {
-    const { stdout } = await run('bash', [SCRIPT, ...args], { timeout: 60_000, maxBuffer: 1 << 20 });
+    const { stdout } = await run('bash', [SCRIPT, ...args], { env, timeout: 60_000, maxBuffer: 1 << 20 });
     return stdout;
   } catch (e) {
     const err = e as { stderr?: string; stdout?: string; message: string };
@@ -37,13 +50,13 @@ function parse(out: string): LocalOvs {
 }
 
 /** Starts the private ovsdb-server + ovs-vswitchd unless both already run (then reuses them). Needs root. */
-export async function ensureOvs(): Promise<LocalOvs> {
-  return parse(await ovs('up'));
+export async function ensureOvs(instance: OvsInstance = {}): Promise<LocalOvs> {
+  return parse(await ovs(instance, 'up'));
 }
 
 /** Stops both daemons (every bridge goes with them; veths and namespaces are the caller's) and removes the state. */
-export async function stopOvs(): Promise<void> {
-  await ovs('down');
+export async function stopOvs(instance: Pick<OvsInstance, 'dir'> = {}): Promise<void> {
+  await ovs(instance, 'down');
 }
 
 /** Whether ensureOvs can work here: root, and the Open vSwitch binaries installed. */

@@ -12,7 +12,9 @@
 # Talk to it with:  OVS_RUNDIR=$OVS_RUNDIR ovs-vsctl --db=$OVS_DB ...   (ovs-ofctl finds the
 # bridges' management sockets, <bridge>.mgmt, in OVS_RUNDIR; ovs-appctl the daemons' .ctl there).
 # Environment: STRATA_OVS_DIR (state, default /tmp/strata-ovs; keep it short: unix socket
-# paths are limited to 107 bytes). Needs root (veth ports are opened with AF_PACKET, the
+# paths are limited to 107 bytes); STRATA_OVS_NETNS (run both daemons inside that existing
+# network namespace: a simulated host with its own interfaces and routing table, which the
+# userspace datapath's tunnels use; the sockets stay reachable from anywhere). Needs root (veth ports are opened with AF_PACKET, the
 # bridges' internal ports are tap devices).
 set -euo pipefail
 
@@ -24,7 +26,12 @@ die() { echo "ovs.sh: $*" >&2; exit 1; }
 
 export OVS_RUNDIR="$state" OVS_LOGDIR="$state" OVS_DBDIR="$state" OVS_SYSCONFDIR="$state"
 
-running() { local f="$state/$1.pid"; [ -f "$f" ] && kill -0 "$(cat "$f")" 2>/dev/null; }
+# Alive and not a zombie: detached daemons are children of init, which may reap them late.
+alive() { kill -0 "$1" 2>/dev/null && ! grep -q '^[0-9]* ([^)]*) Z' "/proc/$1/stat" 2>/dev/null; }
+running() { local f="$state/$1.pid"; [ -f "$f" ] && alive "$(cat "$f")"; }
+netns="${STRATA_OVS_NETNS:-}"
+# Runs a daemon in the namespace, if one is set.
+in_ns() { if [ -n "$netns" ]; then ip netns exec "$netns" "$@"; else "$@"; fi; }
 vsctl() { ovs-vsctl --db="$db" --timeout=10 "$@"; }
 
 print_env() { printf 'OVS_DIR=%s\nOVS_RUNDIR=%s\nOVS_DB=%s\n' "$state" "$state" "$db"; }
@@ -34,9 +41,9 @@ stop_pid() {
   [ -f "$state/$name.pid" ] || return 0
   pid=$(cat "$state/$name.pid")
   kill -TERM "$pid" 2>/dev/null || return 0
-  while kill -0 "$pid" 2>/dev/null; do
+  while alive "$pid"; do
     if [ "$SECONDS" -ge "$deadline" ]; then kill -KILL "$pid" 2>/dev/null || true; break; fi
-    sleep 0.1
+    sleep 0.02
   done
 }
 
@@ -56,7 +63,7 @@ up() {
   mkdir -p "$state"
   [ -f "$state/conf.db" ] || ovsdb-tool create "$state/conf.db" "$schema"
   rm -f "$state/db.sock"
-  ovsdb-server "$state/conf.db" --remote="punix:$state/db.sock" \
+  in_ns ovsdb-server "$state/conf.db" --remote="punix:$state/db.sock" \
     --pidfile="$state/ovsdb-server.pid" --unixctl="$state/ovsdb-server.ctl" \
     --log-file="$state/ovsdb-server.log" -vconsole:off --detach --no-chdir \
     || die "ovsdb-server did not start (log: $state/ovsdb-server.log)"
@@ -65,7 +72,7 @@ up() {
   # (veths, namespaces) are gone: a fresh vswitchd starts with no bridges.
   for br in $(vsctl --no-wait list-br); do vsctl --no-wait del-br "$br"; done
   # --disable-system: no kernel datapath at all; only datapath_type=netdev bridges work.
-  ovs-vswitchd "$db" --disable-system \
+  in_ns ovs-vswitchd "$db" --disable-system \
     --pidfile="$state/ovs-vswitchd.pid" --unixctl="$state/ovs-vswitchd.ctl" \
     --log-file="$state/ovs-vswitchd.log" -vconsole:off --detach --no-chdir \
     || die "ovs-vswitchd did not start (log: $state/ovs-vswitchd.log)"
@@ -94,5 +101,5 @@ case "${1:-}" in
     for d in ovsdb-server ovs-vswitchd; do
       if running "$d"; then echo "$d: running (pid $(cat "$state/$d.pid"))"; else echo "$d: stopped"; fi
     done ;;
-  *) sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
+  *) sed -n '2,/^set -e/p' "$0" | grep '^#' | sed 's/^# \{0,1\}//'; exit 2 ;;
 esac
