@@ -1,6 +1,6 @@
 // The all-in-one cloud's parts in one process: a decider worker per hosted domain, the identity
-// API (projection, token keys) and the compute API (projection, watch streams), both services on
-// one gRPC server, and the compute conductor (boot and move sagas). infra/main.ts runs it from
+// API (projection, token keys), the compute API (projection, watch streams) and the network API
+// (projection), their services on one gRPC server, and the compute conductor (boot and move sagas). infra/main.ts runs it from
 // the environment; tests start it on a temporary state directory. Host agents are processes of
 // their own (agents/compute/main.ts) that meet the cloud through the log; for a zero-setup demo
 // the cloud can also run fake-driver hosts in this process (computeHosts).
@@ -8,6 +8,7 @@ import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { createComputeApi, COMPUTE_SERVICE, type ComputeApi, type ComputeApiOptions } from '../api/compute/compute.api.js';
 import { startGrpcServer, type GrpcServer } from '../api/grpc/server.js';
+import { createNetworkApi, NETWORK_SERVICE, type NetworkApi, type NetworkApiOptions } from '../api/network/network.api.js';
 import { createIdentityApi, IDENTITY_SERVICE, type IdentityApi, type IdentityApiOptions } from '../api/identity/identity.api.js';
 import { ComputeAgents, type HostConfig } from '../agents/compute/compute.agent.js';
 import { protoRoot } from './envelope/envelope.codec.js';
@@ -30,6 +31,7 @@ export interface CloudOptions {
   port?: number;
   identity?: Partial<Pick<IdentityApiOptions, 'tokenTtlMs' | 'lockoutAttempts' | 'lockoutDurationMs' | 'maxActiveKeys' | 'now' | 'adminProjectId'>>;
   compute?: Partial<Pick<ComputeApiOptions, 'consoleOutput'>>;
+  network?: Partial<Pick<NetworkApiOptions, 'segmentRanges'>>;
   /** The compute conductor's settings, or false when it runs elsewhere (one per cloud). Default: here. */
   conductor?: Omit<Partial<ConductorOptions>, 'log' | 'topology' | 'feed'> | false;
   /** Compute hosts whose agents run in this process (fake-driver hosts for a demo or a test). */
@@ -43,6 +45,7 @@ export interface Cloud {
   /** The identity API's parts; its port and server are the shared ones. */
   identity: IdentityApi;
   compute: ComputeApi;
+  network: NetworkApi;
   server: GrpcServer;
   port: number;
   workers: DeciderWorker[];
@@ -79,6 +82,14 @@ export async function startCloud(o: CloudOptions): Promise<Cloud> {
     now: o.identity?.now,
     ...o.compute,
   });
+  const network = await createNetworkApi({
+    log: o.log,
+    store: o.store,
+    topology: o.topology,
+    authenticator: identity.authenticator,
+    now: o.identity?.now,
+    ...o.network,
+  });
   const onError = o.onError ?? ((e: Error) => console.error(`compute: ${e.message}`));
   const needFeed = o.conductor !== false || (o.computeHosts?.length ?? 0) > 0;
   const feed = needFeed ? await ComputeFeed.start(o.log, o.topology) : undefined;
@@ -94,11 +105,13 @@ export async function startCloud(o: CloudOptions): Promise<Cloud> {
     services: [
       { name: IDENTITY_SERVICE, implementation: identityService },
       { name: COMPUTE_SERVICE, implementation: compute.implementation },
+      { name: NETWORK_SERVICE, implementation: network.implementation },
     ],
   });
   return {
     identity: { ...identity, port: server.port, server },
     compute,
+    network,
     server,
     port: server.port,
     workers,
@@ -111,6 +124,7 @@ export async function startCloud(o: CloudOptions): Promise<Cloud> {
       await feed?.close();
       await server.close();
       await compute.close();
+      await network.close();
       await identity.close();
       for (const w of workers) await w.stop();
     },

@@ -1,10 +1,12 @@
 // The domains the all-in-one process hosts: each a name and its aggregates (decider + codec).
-// Network, block, image, object and metering join as their issues land.
+// Block, image, object and metering join as their issues land.
 import type { AggregateDefinition } from '../domains/kernel/decider.js';
 import { COMPUTE_DOMAIN } from '../domains/compute/compute.types.js';
 import { IDENTITY_DOMAIN } from '../domains/identity/identity.types.js';
+import { NETWORK_DOMAIN } from '../domains/network/network.types.js';
 import { computeDefinitions } from './codecs/compute.codec.js';
 import { identityDefinitions } from './codecs/identity.codec.js';
+import { networkDefinitions } from './codecs/network.codec.js';
 
 export interface HostedDomain {
   name: string;
@@ -14,4 +16,5 @@ export interface HostedDomain {
 export const hostedDomains: HostedDomain[] = [
   { name: IDENTITY_DOMAIN, aggregates: identityDefinitions },
   { name: COMPUTE_DOMAIN, aggregates: computeDefinitions },
+  { name: NETWORK_DOMAIN, aggregates: networkDefinitions },
 ];

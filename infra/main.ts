@@ -41,6 +41,7 @@ const where = logConfig.backend === 'embedded' ? `embedded log at ${logConfig.pa
 console.log(`strata: all-in-one up on the ${where}; read models in ${storeConfig.kind === 'sqlite' ? storeConfig.path : 'PostgreSQL'}`);
 console.log(`strata: domains ${hostedDomains.map((d) => d.name).join(', ')} (${api.partitions} partitions each)`);
 console.log(`strata: identity API at ${url}${tls === 'insecure' ? ' (no TLS)' : `, CA certificate ${tls.caCertPath}`}`);
+console.log(`strata: network API at ${url} (the same server); tenant networks take VXLAN ids from 1:65535`);
 console.log(`strata: compute API at ${url} (the same server); conductor running; ${computeHosts ? `${computeHosts.length} fake compute host(s) in this process` : 'compute hosts join with `npm run agent:compute`'}`);
 
 if (process.env.STRATA_BOOTSTRAP_PASSWORD) {

@@ -1,0 +1,29 @@
+// One rule per NetworkService RPC, after Neutron's default policies: project members create and
+// change their project's networks, subnets, ports and security groups; project readers read them.
+// Tenancy is checked before these rules (another project's resource is NOT_FOUND; a shared network
+// is seen by all), so the rules only see targets the caller may know of. Provider attributes,
+// shared and router:external are the admins': the network decider refuses them to others, naming
+// the field, so that rule lives once, in the domain.
+import { projectMember } from './compute.policy.js';
+import { admin, any, projectReader, Policy, type Rule } from './policy.js';
+
+const member = any(admin, projectMember);
+const reader = any(admin, projectReader);
+
+const snake = (rpc: string) => rpc.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`).slice(1);
+export const networkRule = (rpc: string) => `network:${snake(rpc)}`;
+
+const RESOURCES = ['Network', 'Subnet', 'Port', 'SecurityGroup', 'SecurityGroupRule'];
+
+const rules: Record<string, Rule> = Object.fromEntries(
+  RESOURCES.flatMap((r) => [
+    [networkRule(`Create${r}`), member],
+    [networkRule(`Get${r}`), reader],
+    [networkRule(`List${r}s`), reader],
+    [networkRule(`Update${r}`), member],
+    [networkRule(`Delete${r}`), member],
+  ]),
+);
+
+export const networkPolicy = new Policy(rules);
+export const networkRuleNames = Object.keys(rules);
