@@ -1,8 +1,9 @@
 // The CLI's plumbing shared by its command families (cli/main.ts: identity and the rest;
-// cli/compute.ts: compute): exit codes, usage errors, option parsing, the command context.
+// cli/compute.ts: compute; cli/network.ts: network): exit codes, usage errors, option parsing, the
+// command context, and the helpers of verbs (help, positionals, integers, a done message).
 import { parseArgs } from 'node:util';
 import type { StrataClient } from './client.js';
-import type { OutputFormat } from './output.js';
+import { print, type OutputFormat } from './output.js';
 
 export const EXIT_CODES = {
   ok: 0,
@@ -58,3 +59,27 @@ export function parse(argv: string[], options: Options, usage: string) {
 }
 
 export const str = (v: unknown) => (typeof v === 'string' ? v : undefined);
+
+export function int(flag: string, v: unknown): number | undefined {
+  if (v === undefined) return undefined;
+  const n = Number(v);
+  if (!Number.isInteger(n)) throw new UsageError(`--${flag} takes an integer, got "${String(v)}"`);
+  return n;
+}
+
+/** `strata <command> --help` prints the usage (exit 0); any other unknown verb is a usage error. */
+export function helpOrUsage(verb: string | undefined, usage: string): never {
+  if (verb === '--help' || verb === '-h') {
+    console.log(usage);
+    process.exit(EXIT_CODES.ok);
+  }
+  throw new UsageError(verb ? `unknown: ${verb}\n\n${usage}` : usage);
+}
+
+export function need(positionals: string[], what: string, usage: string): string {
+  if (!positionals[0]) throw new UsageError(`name the ${what}\n\n${usage}`);
+  return positionals[0];
+}
+
+/** A mutation's outcome: a sentence for people, the object for --output json. */
+export const done = (ctx: Context, message: string, json: Record<string, unknown>) => (ctx.output === 'json' ? print(ctx.output, json) : console.log(message));

@@ -4,7 +4,7 @@
 // operation an action starts until the host finished it (create: until ACTIVE or ERROR).
 import { readFileSync, writeFileSync } from 'node:fs';
 import { SERVER_ACTIONS, type ServerAction } from '../api/compute/server.actions.js';
-import { EXIT_CODES, parse, str, UsageError, type Context, type Options } from './common.js';
+import { done, EXIT_CODES, helpOrUsage, int, need, parse, str, UsageError, type Context, type Options } from './common.js';
 import { print } from './output.js';
 
 type Obj = Record<string, any>;
@@ -40,29 +40,6 @@ function properties(values: unknown, flag = '--property'): Record<string, string
   }
   return out;
 }
-
-function int(flag: string, v: unknown): number | undefined {
-  if (v === undefined) return undefined;
-  const n = Number(v);
-  if (!Number.isInteger(n)) throw new UsageError(`--${flag} takes an integer, got "${String(v)}"`);
-  return n;
-}
-
-/** `strata <command> --help` prints the usage (exit 0); any other unknown verb is a usage error. */
-function helpOrUsage(verb: string | undefined, usage: string): never {
-  if (verb === '--help' || verb === '-h') {
-    console.log(usage);
-    process.exit(EXIT_CODES.ok);
-  }
-  throw new UsageError(verb ? `unknown: ${verb}\n\n${usage}` : usage);
-}
-
-function need(positionals: string[], what: string, usage: string): string {
-  if (!positionals[0]) throw new UsageError(`name the ${what}\n\n${usage}`);
-  return positionals[0];
-}
-
-const done = (ctx: Context, message: string, json: Obj) => (ctx.output === 'json' ? print(ctx.output, json) : console.log(message));
 
 const time = (t: Obj | undefined) => (t && (t.seconds || t.nanos) ? new Date(Number(t.seconds) * 1000 + Math.floor(Number(t.nanos ?? 0) / 1e6)).toISOString() : '');
 

@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { ApiCallError, StrataClient } from './client.js';
 import { EXIT_CODES, GRPC_TO_EXIT, parse, str, UsageError, type Context, type Options } from './common.js';
 import { COMPUTE_COMMANDS, computeCommand, COMPUTE_HELP } from './compute.js';
+import { NETWORK_COMMANDS, networkCommand, NETWORK_HELP } from './network.js';
 import { print, type OutputFormat } from './output.js';
 
 export { EXIT_CODES } from './common.js';
@@ -30,6 +31,7 @@ Commands:
   group member add|remove|check|list GROUP [USER]
   role assignment create|list|show|delete
 ${COMPUTE_HELP}
+${NETWORK_HELP}
 
 Global options:
   --url URL        the API (default: $STRATA_URL, the URL of the last login, or grpcs://127.0.0.1:5050)
@@ -471,6 +473,7 @@ export async function main(argv: string[]): Promise<number> {
     else if (command === 'role' && rest[0] === 'assignment') await assignmentCommand(ctx, rest.slice(1));
     else if (command in KINDS) await resourceCommand(ctx, command, rest);
     else if (COMPUTE_COMMANDS.includes(command)) return await computeCommand(ctx, command, rest);
+    else if (NETWORK_COMMANDS.includes(command)) await networkCommand(ctx, command, rest);
     else throw new UsageError(`unknown command ${command}\n\n${HELP}`);
     return EXIT_CODES.ok;
   } catch (e) {
