@@ -1,0 +1,220 @@
+// The network read models fed by the real network deciders: commands decided and folded as the
+// runtime does, their events encoded by the network codec, appended to an embedded log and
+// projected by a ProjectionRunner into SQLite and PostgreSQL. Networks (a project's and the shared
+// ones), subnets with the addresses ports hold, ports with status and binding, security groups
+// with their rules (built-in ones included), and deletes that clear their rows. Rebuilt from
+// offset 0 into a fresh store, the rows are the same.
+import { randomUUID } from 'node:crypto';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import pg from 'pg';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { ActorContext, Message } from '../../domains/kernel/decider.js';
+import type { MachineState } from '../../domains/kernel/machine-decider.js';
+import { networkAggregate } from '../../domains/network/network.deciders.js';
+import { NETWORK_DOMAIN } from '../../domains/network/network.types.js';
+import { networkCodecFor } from '../../infra/codecs/network.codec.js';
+import type { EventEnvelope, Position } from '../../infra/envelope/envelope.js';
+import { encodeEvent } from '../../infra/envelope/envelope.codec.js';
+import { EmbeddedLog } from '../../infra/log/embedded/embedded-log.js';
+import { partitionForKey } from '../../infra/log/partitioner.js';
+import { HEADER_EVENT_TYPE } from '../../infra/runtime/partition-decider.js';
+import { ProjectionRunner } from '../../infra/runtime/projection-runner.js';
+import { domainTopics } from '../../infra/runtime/topology.js';
+import { PostgresStore } from '../../infra/store/postgres-store.js';
+import { SqliteStore } from '../../infra/store/sqlite-store.js';
+import type { Store } from '../../infra/store/store.js';
+import { NETWORK_TABLES, networkProjection } from './network.projection.js';
+import { NetworkQueries } from './network.queries.js';
+
+type M = Message & Record<string, unknown>;
+
+const PG_URL = process.env.STRATA_TEST_PG_URL ?? 'postgres://postgres:postgres@127.0.0.1:5432/test';
+const PARTITIONS = 4;
+const EVENTS = domainTopics(NETWORK_DOMAIN).events;
+
+const pgReachable = await (async () => {
+  const client = new pg.Client({ connectionString: PG_URL, connectionTimeoutMillis: 2000 });
+  try {
+    await client.connect();
+    await client.end();
+    return true;
+  } catch {
+    await client.end().catch(() => undefined);
+    return false;
+  }
+})();
+
+const stores = {
+  sqlite: () => new SqliteStore(join(mkdtempSync(join(tmpdir(), 'strata-network-rm-')), 'read.db')),
+  postgres: () => new PostgresStore(PG_URL, `network_${randomUUID().replaceAll('-', '').slice(0, 12)}`),
+};
+
+const ADMIN: ActorContext = { userId: 'admin', projectId: 'p0', roles: ['admin', 'member', 'reader'] };
+
+/** Commands decided and folded per aggregate as the runtime does; their events kept until flushed. */
+class Cloud {
+  private readonly aggregates = new Map<string, { state: MachineState; version: number }>();
+  private pending: EventEnvelope[] = [];
+  readonly all: EventEnvelope[] = [];
+  private commands = 0;
+  private clockMs = Date.UTC(2026, 0, 1);
+
+  constructor(
+    private readonly log: EmbeddedLog,
+    private readonly runner: () => ProjectionRunner,
+  ) {}
+
+  send(aggregateType: string, aggregateId: string, command: M): M[] {
+    const { decider } = networkAggregate(aggregateType);
+    const codec = networkCodecFor(aggregateType);
+    const key = `${aggregateType}/${aggregateId}`;
+    const current = this.aggregates.get(key) ?? { state: decider.initialState, version: 0 };
+    const commandId = `cmd-${++this.commands}`;
+    const issuedAtMs = (this.clockMs += 1000);
+    const decision = decider.decide(current.state, command, { commandId, aggregateId, version: current.version, actor: ADMIN, issuedAtMs });
+    if (!('events' in decision)) throw new Error(`${command.type} on ${key} refused: ${decision.rejection.message}`);
+    let state = current.state;
+    decision.events.forEach((event, i) => {
+      state = decider.evolve(state, event);
+      const envelope: EventEnvelope = {
+        eventId: `${commandId}/${i}`, aggregateType, aggregateId, version: current.version + i + 1, type: event.type, payload: codec.encodeEvent(event),
+        actor: { ...ADMIN, roles: [...ADMIN.roles] }, causationId: commandId, correlationId: commandId, traceparent: '', tracestate: '', occurredAtMs: issuedAtMs,
+      };
+      this.pending.push(envelope);
+      this.all.push(envelope);
+    });
+    this.aggregates.set(key, { state, version: current.version + decision.events.length });
+    return decision.events as M[];
+  }
+
+  async flush(): Promise<void> {
+    const records = this.pending.map((e) => ({
+      topic: EVENTS, partition: partitionForKey(e.aggregateId, PARTITIONS), key: e.aggregateId, value: encodeEvent(e), headers: { [HEADER_EVENT_TYPE]: e.type },
+    }));
+    this.pending = [];
+    const positions: Position[] = records.length ? await this.log.append(records) : [];
+    await Promise.all(positions.map((p) => this.runner().waitFor(p)));
+  }
+}
+
+async function dump(store: Store): Promise<Record<string, string[]>> {
+  const out: Record<string, string[]> = {};
+  const norm = (v: unknown) => (typeof v === 'bigint' || typeof v === 'number' || (typeof v === 'string' && /^-?\d+$/.test(v)) ? Number(v) : v);
+  for (const table of NETWORK_TABLES) {
+    const rows = await store.query<Record<string, unknown>>(`SELECT * FROM ${table}`);
+    out[table] = rows.map((r) => JSON.stringify(Object.entries(r).map(([k, v]) => [k, norm(v)]).sort())).sort();
+  }
+  return out;
+}
+
+const network = (id: string, projectId: string, extra: Record<string, unknown> = {}) => ({
+  id, name: id, projectId, adminStateUp: true, shared: false, external: false, mtu: 0, networkType: 'vxlan', physicalNetwork: '', segmentationId: 0, ...extra,
+});
+const subnet = (id: string, networkId: string, projectId: string, cidr: string) => ({
+  id, networkId, projectId, name: id, ipVersion: 4, cidr, gatewayIp: null, allocationPools: [], dnsNameservers: [], hostRoutes: [], enableDhcp: true,
+});
+const port = (id: string, networkId: string, projectId: string, mac: string, fixedIps: { subnetId: string; ipAddress: string }[], securityGroups: string[]) => ({
+  id, networkId, projectId, name: id, macAddress: mac, fixedIps, deviceOwner: '', deviceId: '', securityGroups, portSecurityEnabled: true, allowedAddressPairs: [], adminStateUp: true,
+});
+
+for (const kind of ['sqlite', 'postgres'] as const) {
+  (kind === 'postgres' && !pgReachable ? describe.skip : describe)(`network read models on ${kind}`, () => {
+    let log: EmbeddedLog;
+    let store: Store;
+    let runner: ProjectionRunner;
+    let cloud: Cloud;
+    let q: NetworkQueries;
+    const opened: Store[] = [];
+    const open = () => {
+      const s = stores[kind]();
+      opened.push(s);
+      return s;
+    };
+
+    beforeAll(async () => {
+      log = new EmbeddedLog({ path: join(mkdtempSync(join(tmpdir(), 'strata-network-log-')), 'log.db') });
+      await log.ensureTopics([{ name: EVENTS, partitions: PARTITIONS }]);
+      store = open();
+      runner = new ProjectionRunner(log, store, networkProjection);
+      await runner.start();
+      cloud = new Cloud(log, () => runner);
+      q = new NetworkQueries(store);
+
+      cloud.send('network', 'n1', { type: 'CreateNetwork', network: network('n1', 'p1', { segmentationId: 5 }), segmentAllocated: true });
+      cloud.send('network', 'n2', { type: 'CreateNetwork', network: network('n2', 'p2', { shared: true, segmentationId: 6 }), segmentAllocated: false });
+      cloud.send('network', 'n3', { type: 'CreateNetwork', network: network('n3', 'p2'), segmentAllocated: false });
+      cloud.send('network', 'n1', { type: 'UpdateNetwork', network: { ...network('n1', 'p1'), name: 'one', adminStateUp: false }, updateMask: ['name', 'adminStateUp'] });
+      cloud.send('subnet', 's1', { type: 'CreateSubnet', subnet: subnet('s1', 'n1', 'p1', '10.0.0.0/28'), noGateway: false });
+      cloud.send('subnet', 's2', { type: 'CreateSubnet', subnet: subnet('s2', 'n3', 'p2', '10.1.0.0/24'), noGateway: false });
+      cloud.send('subnet', 's2', { type: 'DeleteSubnet' });
+      cloud.send('network', 'n3', { type: 'DeleteNetwork' });
+      cloud.send('security_group', 'sg1', { type: 'CreateSecurityGroup', securityGroup: { id: 'sg1', projectId: 'p1', name: 'default', description: '', stateful: true, isDefault: true } });
+      cloud.send('security_group', 'sg2', { type: 'CreateSecurityGroup', securityGroup: { id: 'sg2', projectId: 'p1', name: 'web', description: 'http', stateful: true, isDefault: false } });
+      const http = { id: 'r-http', direction: 'ingress', ethertype: 'IPv4', protocol: 'tcp', portRangeMin: 80, portRangeMax: 80, remoteIpPrefix: '0.0.0.0/0', remoteGroupId: '', description: '' };
+      cloud.send('security_group', 'sg2', { type: 'AddSecurityGroupRule', rule: http });
+      cloud.send('security_group', 'sg2', { type: 'AddSecurityGroupRule', rule: { ...http, id: 'r-ssh', portRangeMin: 22, portRangeMax: 22 } });
+      cloud.send('security_group', 'sg2', { type: 'RemoveSecurityGroupRule', ruleId: 'r-ssh' });
+      for (const [i, id] of ['pa', 'pb', 'pc'].entries()) {
+        const [ip] = cloud.send('subnet', 's1', { type: 'AllocateIp', portId: id, ipAddress: '', deviceOwner: '' });
+        cloud.send('network', 'n1', { type: 'AddNetworkPort', portId: id, macAddress: `fa:16:3e:00:00:0${i}` });
+        cloud.send('port', id, { type: 'CreatePort', port: port(id, 'n1', 'p1', `fa:16:3e:00:00:0${i}`, [{ subnetId: 's1', ipAddress: ip.ipAddress as string }], i === 0 ? ['sg2'] : ['sg1']) });
+      }
+      cloud.send('port', 'pa', { type: 'BindPort', hostId: 'h1' });
+      cloud.send('port', 'pa', { type: 'ReportPortUp', hostId: 'h1' });
+      cloud.send('port', 'pc', { type: 'DeletePort' });
+      cloud.send('subnet', 's1', { type: 'ReleaseIp', portId: 'pc', ipAddress: '' });
+      await cloud.flush();
+    });
+    afterAll(async () => {
+      await runner?.stop();
+      for (const s of opened) await s.close();
+      await log?.close();
+    });
+
+    it('shows a project its networks and the shared ones, with status, subnets and provider attributes', async () => {
+      expect((await q.listNetworks({ projectId: 'p1' })).map((n) => n.id)).toEqual(['n1', 'n2']);
+      expect((await q.listNetworks({ projectId: 'p3' })).map((n) => n.id)).toEqual(['n2']);
+      expect((await q.listNetworks()).map((n) => n.id)).toEqual(['n1', 'n2']);
+      expect(await q.getNetwork('n1')).toMatchObject({ name: 'one', status: 'DOWN', adminStateUp: false, mtu: 1450, networkType: 'vxlan', segmentationId: 5, subnets: ['s1'] });
+      expect(await q.getNetwork('n3')).toBeUndefined();
+      expect((await q.listNetworks({ limit: 1, marker: 'n1' })).map((n) => n.id)).toEqual(['n2']);
+    });
+
+    it('shows subnets with Neutron defaults and the addresses ports hold', async () => {
+      expect(await q.getSubnet('s1')).toMatchObject({ cidr: '10.0.0.0/28', gatewayIp: '10.0.0.1', allocationPools: [{ start: '10.0.0.2', end: '10.0.0.14' }], usedIps: 2 });
+      expect(await q.getSubnet('s2')).toBeUndefined();
+      expect((await q.subnetsOf('n1')).map((s) => s.id)).toEqual(['s1']);
+    });
+
+    it('shows ports with their addresses, status and binding, and which use a group', async () => {
+      expect(await q.getPort('pa')).toMatchObject({ status: 'ACTIVE', hostId: 'h1', macAddress: 'fa:16:3e:00:00:00', fixedIps: [{ subnetId: 's1', ipAddress: '10.0.0.2' }], securityGroups: ['sg2'] });
+      expect(await q.getPort('pc')).toBeUndefined();
+      expect((await q.listPorts({ networkId: 'n1' })).map((p) => p.id)).toEqual(['pa', 'pb']);
+      expect(await q.portsUsingGroup('sg2')).toEqual(['pa']);
+      expect(await q.portsUsingGroup('sg1')).toEqual(['pb']);
+    });
+
+    it('shows security groups with their rules, built-in ones first', async () => {
+      const web = await q.getSecurityGroup('sg2');
+      expect(web?.rules.map((r) => r.id)).toEqual(['sg2-egress-ipv4', 'sg2-egress-ipv6', 'r-http']);
+      expect(web?.rules[2]).toMatchObject({ protocol: 'tcp', portRangeMin: 80, portRangeMax: 80, projectId: 'p1', securityGroupId: 'sg2' });
+      expect(web?.rules[0]).toMatchObject({ portRangeMin: null, portRangeMax: null });
+      expect((await q.getSecurityGroup('sg1'))?.rules).toHaveLength(4);
+      expect(await q.getRule('r-ssh')).toBeUndefined();
+      expect((await q.listSecurityGroups({ projectId: 'p1' })).map((g) => g.name)).toEqual(['default', 'web']);
+      expect(await q.listRules({ projectId: 'p2' })).toEqual([]);
+    });
+
+    it('rebuilt from offset 0 into a fresh store gives the same rows', async () => {
+      const live = await dump(store);
+      expect(live.network_ports.length).toBe(2);
+      const fresh = open();
+      const reached = await ProjectionRunner.rebuild(log, fresh, networkProjection);
+      expect([...reached.values()].reduce((a, b) => a + b, 0)).toBe(cloud.all.length);
+      expect(await dump(fresh)).toEqual(live);
+      expect(await new NetworkQueries(fresh).listNetworks()).toEqual(await q.listNetworks());
+    });
+  });
+}
