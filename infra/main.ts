@@ -1,11 +1,12 @@
 // The all-in-one Strata process: the log (embedded by default), the read-model store (SQLite by
-// default), the decider workers and the identity and compute APIs on one gRPC server with TLS,
+// default), the decider workers and the identity, compute and network APIs on one gRPC server with TLS,
 // until SIGINT/SIGTERM.
 // Configuration: infra/config/config.ts, listed in README.md. With STRATA_BOOTSTRAP_PASSWORD
 // set, the first start also runs the bootstrap (as `strata bootstrap` does).
 import { join } from 'node:path';
 import { bootstrap } from '../api/identity/bootstrap.js';
 import { ensureTlsMaterial } from '../api/grpc/tls.js';
+import { DEFAULT_SEGMENT_RANGES } from '../api/network/network.sagas.js';
 import { startCloud } from './cloud.js';
 import { apiConfigFromEnv, logConfigFromEnv, openLog, openStore, storeConfigFromEnv } from './config/config.js';
 import { hostedDomains } from './domains.js';
@@ -21,6 +22,11 @@ const fakeHosts = Number(process.env.STRATA_COMPUTE_FAKE_HOSTS ?? 0);
 if (!Number.isInteger(fakeHosts) || fakeHosts < 0) throw new Error(`STRATA_COMPUTE_FAKE_HOSTS must be a whole number, got "${process.env.STRATA_COMPUTE_FAKE_HOSTS}"`);
 const fakeConfig = fakeHosts > 0 ? agentConfigFromEnv({ ...process.env, STRATA_AGENT_HOSTS: String(fakeHosts), STRATA_AGENT_HOST_ID: process.env.STRATA_AGENT_HOST_ID || 'fake' }) : undefined;
 const computeHosts = fakeConfig?.hosts;
+// STRATA_NETWORK_VNI_RANGE=MIN:MAX: the VXLAN ids tenant networks get (Neutron's vni_ranges).
+const vniRange = (process.env.STRATA_NETWORK_VNI_RANGE || '1:65535').split(':').map(Number);
+if (vniRange.length !== 2 || !vniRange.every((n) => Number.isInteger(n) && n >= 1 && n <= 16_777_215) || vniRange[0] > vniRange[1]) {
+  throw new Error(`STRATA_NETWORK_VNI_RANGE must be MIN:MAX within 1:16777215, got "${process.env.STRATA_NETWORK_VNI_RANGE}"`);
+}
 const tls = api.insecure ? ('insecure' as const) : await ensureTlsMaterial(join(api.stateDir, 'tls'), api.tlsHosts);
 const cloud = await startCloud({
   log,
@@ -31,6 +37,7 @@ const cloud = await startCloud({
   host: api.host,
   port: api.port,
   identity: { tokenTtlMs: api.tokenTtlMs, lockoutAttempts: api.lockoutAttempts, lockoutDurationMs: api.lockoutDurationMs },
+  network: { segmentRanges: { ...DEFAULT_SEGMENT_RANGES, vxlan: { min: vniRange[0], max: vniRange[1] } } },
   computeHosts,
   computeAgentListen: fakeConfig?.listen,
 });
@@ -41,7 +48,7 @@ const where = logConfig.backend === 'embedded' ? `embedded log at ${logConfig.pa
 console.log(`strata: all-in-one up on the ${where}; read models in ${storeConfig.kind === 'sqlite' ? storeConfig.path : 'PostgreSQL'}`);
 console.log(`strata: domains ${hostedDomains.map((d) => d.name).join(', ')} (${api.partitions} partitions each)`);
 console.log(`strata: identity API at ${url}${tls === 'insecure' ? ' (no TLS)' : `, CA certificate ${tls.caCertPath}`}`);
-console.log(`strata: network API at ${url} (the same server); tenant networks take VXLAN ids from 1:65535`);
+console.log(`strata: network API at ${url} (the same server); tenant networks take VXLAN ids from ${vniRange.join(':')}`);
 console.log(`strata: compute API at ${url} (the same server); conductor running; ${computeHosts ? `${computeHosts.length} fake compute host(s) in this process` : 'compute hosts join with `npm run agent:compute`'}`);
 
 if (process.env.STRATA_BOOTSTRAP_PASSWORD) {

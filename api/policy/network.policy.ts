@@ -13,16 +13,17 @@ const reader = any(admin, projectReader);
 const snake = (rpc: string) => rpc.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`).slice(1);
 export const networkRule = (rpc: string) => `network:${snake(rpc)}`;
 
-const RESOURCES = ['Network', 'Subnet', 'Port', 'SecurityGroup', 'SecurityGroupRule'];
+/** The resources and their verbs (a rule is changed by deleting it and making another: no update). */
+const RESOURCES: [string, string[]][] = [
+  ['Network', ['Create', 'Get', 'List', 'Update', 'Delete']],
+  ['Subnet', ['Create', 'Get', 'List', 'Update', 'Delete']],
+  ['Port', ['Create', 'Get', 'List', 'Update', 'Delete']],
+  ['SecurityGroup', ['Create', 'Get', 'List', 'Update', 'Delete']],
+  ['SecurityGroupRule', ['Create', 'Get', 'List', 'Delete']],
+];
 
 const rules: Record<string, Rule> = Object.fromEntries(
-  RESOURCES.flatMap((r) => [
-    [networkRule(`Create${r}`), member],
-    [networkRule(`Get${r}`), reader],
-    [networkRule(`List${r}s`), reader],
-    [networkRule(`Update${r}`), member],
-    [networkRule(`Delete${r}`), member],
-  ]),
+  RESOURCES.flatMap(([r, verbs]) => verbs.map((v) => [networkRule(v === 'List' ? `List${r}s` : `${v}${r}`), v === 'Get' || v === 'List' ? reader : member])),
 );
 
 export const networkPolicy = new Policy(rules);
