@@ -115,6 +115,24 @@ describe('NetworkService', () => {
     });
   });
 
+  it('refuses a port past the port quota naming it, and a failed create gives back its quota and MAC', async () => {
+    const dave = await t.member();
+    const { network, subnet } = await networkWithSubnet(dave, '10.80.0.0/29');
+    // No RPC sets network quotas yet: the admin's command goes to the project's quota aggregate.
+    await t.cloud.network.writer.send('network_quota', dave.project.id, { type: 'SetNetworkQuotaLimits', limits: { port: 2 } }, { userId: 'admin', projectId: '', roles: ['admin'] });
+    const first = (await dave.client.call('CreatePort', { port: { networkId: network.id, macAddress: 'fa:16:3e:aa:bb:cc', fixedIps: [{ subnetId: subnet.id, ipAddress: '10.80.0.3' }] } })).port;
+    // Taken address: refused after the quota and a MAC were taken, so both must come back.
+    const taken = await errorOf(dave.client.call('CreatePort', { port: { networkId: network.id, macAddress: 'fa:16:3e:aa:bb:cd', fixedIps: [{ subnetId: subnet.id, ipAddress: '10.80.0.3' }] } }));
+    expect(taken).toMatchObject({ code: ALREADY_EXISTS, field: 'port.fixed_ips[0].ip_address' });
+    const second = (await dave.client.call('CreatePort', { port: { networkId: network.id, macAddress: 'fa:16:3e:aa:bb:cd' } })).port;
+    expect(second).toMatchObject({ macAddress: 'fa:16:3e:aa:bb:cd', fixedIps: [{ subnetId: subnet.id, ipAddress: '10.80.0.2' }] });
+    const over = await errorOf(dave.client.call('CreatePort', { port: { networkId: network.id } }));
+    expect(over).toMatchObject({ code: RESOURCE_EXHAUSTED, field: 'port', details: 'Quota exceeded for resources: port. Requested 1, but already used 2 of 2 port' });
+    await dave.client.call('DeletePort', { id: first.id });
+    const third = (await dave.client.call('CreatePort', { port: { networkId: network.id, macAddress: 'fa:16:3e:aa:bb:cc' } })).port;
+    expect(third.fixedIps[0].ipAddress).toBe('10.80.0.3');
+  });
+
   it('leaves provider attributes, shared and external to admins (PERMISSION_DENIED naming the field)', async () => {
     const provider = await errorOf(alice.client.call('CreateNetwork', { network: { name: uniq('x'), networkType: 'vlan', physicalNetwork: 'physnet1', segmentationId: 100 } }));
     expect(provider).toMatchObject({ code: PERMISSION_DENIED, field: 'provider:network_type' });
