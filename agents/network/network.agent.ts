@@ -1,0 +1,169 @@
+// The network agent of one host: a level-triggered reconciler. It folds the network events
+// (NetworkView through a DomainFeed), finds the ports bound to its host whose device is plugged
+// into the integration bridge (an OVS interface whose external_ids:iface-id is the port's id, as
+// Neutron's VIF plugging sets it), compiles the bridge's whole table from that desired state
+// (flows.ts) and applies it atomically (replace-flows in one bundle) when it changed; then it
+// reports each wired port ACTIVE, and DOWN when its device is gone. A restart recompiles the
+// same table, so replace-flows leaves unchanged flows, and their counters, as they were.
+import type { Message } from '../../domains/kernel/decider.js';
+import { NETWORK_DOMAIN } from '../../domains/network/network.types.js';
+import { NetworkView, type NetworkEvent } from '../../domains/network/network.view.js';
+import { networkCodecFor } from '../../infra/codecs/network.codec.js';
+import type { Actor, Reply } from '../../infra/envelope/envelope.js';
+import type { Log } from '../../infra/log/log.js';
+import { CommandBus } from '../../infra/runtime/command-bus.js';
+import type { TopologyOptions } from '../../infra/runtime/topology.js';
+import { DomainFeed, decodeDomainEvent } from '../../infra/sagas/domain.feed.js';
+import { compileFlows, type HostDesiredState } from './flows.js';
+import type { Ovs } from './ovs.js';
+
+export interface NetworkAgentOptions {
+  log: Log;
+  topology: TopologyOptions;
+  hostId: string;
+  ovs: Ovs;
+  /** The integration bridge (netdev, fail_mode=secure). */
+  bridge: string;
+  /** The VXLAN tunnel port to each other host on the integration bridge. */
+  tunnels: { hostId: string; ofport: number }[];
+  /** The network domain's name (tests isolate themselves by it); default 'network'. */
+  domain?: string;
+  /** Period of the full pass that notices devices plugged or unplugged (default 2 s). */
+  resyncMs?: number;
+  now?: () => number;
+  onError?: (error: Error) => void;
+}
+
+const FOLDED = new Set(['NetworkCreated', 'NetworkUpdated', 'NetworkDeleted', 'PortCreated', 'PortUpdated', 'PortDeleted', 'PortBound', 'PortUnbound', 'PortStatusChanged']);
+
+export class NetworkAgent {
+  private timer: NodeJS.Timeout | undefined;
+  private running: Promise<void> | undefined;
+  private again = false;
+  private closed = false;
+  private applied: string | undefined;
+  private readonly actor: Actor;
+  readonly stats = { tablesApplied: 0, reports: 0 };
+
+  private constructor(
+    private readonly o: NetworkAgentOptions,
+    readonly feed: DomainFeed<NetworkView, NetworkEvent>,
+    private readonly bus: CommandBus,
+  ) {
+    this.actor = { userId: `strata-network-agent/${o.hostId}`, projectId: '', roles: ['admin', 'service'] };
+  }
+
+  static async start(o: NetworkAgentOptions): Promise<NetworkAgent> {
+    const feed = await DomainFeed.start(new NetworkView(), {
+      log: o.log,
+      topology: o.topology,
+      domain: o.domain ?? NETWORK_DOMAIN,
+      folded: FOLDED,
+      decode: (r) => decodeDomainEvent(r, networkCodecFor) as NetworkEvent,
+    });
+    const bus = await CommandBus.connect({ log: o.log, timeoutMs: 30_000 });
+    const agent = new NetworkAgent(o, feed, bus);
+    feed.onChange(() => agent.reconcile());
+    await agent.reconcileNow();
+    agent.timer = setInterval(() => agent.reconcile(), o.resyncMs ?? 2000);
+    agent.timer.unref();
+    return agent;
+  }
+
+  /** Asks for a pass; passes never overlap, and changes during one bring one more. */
+  reconcile(): void {
+    if (this.closed) return;
+    if (this.running) {
+      this.again = true;
+      return;
+    }
+    this.running = this.reconcileNow()
+      .catch((e: Error) => {
+        if (!this.closed) (this.o.onError ?? ((x) => console.error(`network agent ${this.o.hostId}: ${x.message}`)))(e);
+      })
+      .finally(() => {
+        this.running = undefined;
+        if (this.again) {
+          this.again = false;
+          this.reconcile();
+        }
+      });
+  }
+
+  /** The desired state of this host from the view and the bridge's plugged devices. */
+  private async desired(): Promise<{ state: HostDesiredState; wired: Set<string>; boundHere: string[] }> {
+    const view = this.feed.view;
+    const plugged = new Map<string, number>();
+    for (const p of await this.o.ovs.listPorts(this.o.bridge)) {
+      const iface = p.externalIds['iface-id'];
+      if (iface && p.ofport > 0) plugged.set(iface, p.ofport);
+    }
+    const boundHere = [...view.ports.values()].filter((p) => p.hostId === this.o.hostId);
+    const local = boundHere.filter((p) => p.port.adminStateUp && plugged.has(p.port.id) && view.networks.has(p.port.networkId));
+    const networkIds = new Set(local.map((p) => p.port.networkId));
+    const networks = [...networkIds].map((id) => {
+      const n = view.networks.get(id)!;
+      // The VNI doubles as the network's tag on this host: stable across restarts and changes.
+      return { networkId: id, vni: n.segmentationId, tag: n.segmentationId };
+    });
+    const state: HostDesiredState = {
+      networks,
+      ports: local.map((p) => ({
+        portId: p.port.id,
+        ofport: plugged.get(p.port.id)!,
+        mac: p.port.macAddress,
+        ips: [...p.port.fixedIps.map((f) => f.ipAddress), ...p.port.allowedAddressPairs.map((a) => a.ipAddress)],
+        networkId: p.port.networkId,
+        portSecurity: p.port.portSecurityEnabled,
+      })),
+      remotePorts: [...view.ports.values()]
+        .filter((p) => p.hostId && p.hostId !== this.o.hostId && networkIds.has(p.port.networkId))
+        .map((p) => ({ mac: p.port.macAddress, networkId: p.port.networkId, hostId: p.hostId })),
+      tunnels: this.o.tunnels,
+    };
+    return { state, wired: new Set(local.map((p) => p.port.id)), boundHere: boundHere.map((p) => p.port.id) };
+  }
+
+  private async reconcileNow(): Promise<void> {
+    const { state, wired, boundHere } = await this.desired();
+    const flows = compileFlows(state);
+    const text = flows.join('\n');
+    if (text !== this.applied) {
+      await this.o.ovs.replaceFlows(this.o.bridge, flows);
+      this.applied = text;
+      this.stats.tablesApplied++;
+    }
+    // Report only once the table that carries the port is in place.
+    for (const id of boundHere) {
+      const p = this.feed.view.ports.get(id);
+      if (!p) continue;
+      if (wired.has(id) && p.status !== 'ACTIVE') await this.report(id, p.version, 'ReportPortUp');
+      else if (!wired.has(id) && p.status === 'ACTIVE') await this.report(id, p.version, 'ReportPortDown');
+    }
+  }
+
+  private async report(portId: string, version: number, type: 'ReportPortUp' | 'ReportPortDown'): Promise<void> {
+    const command: Message & Record<string, unknown> = { type, hostId: this.o.hostId };
+    const reply: Reply = await this.bus.send({
+      domain: this.feed.domain,
+      aggregateType: 'port',
+      aggregateId: portId,
+      type,
+      payload: networkCodecFor('port').encodeCommand(command),
+      actor: this.actor,
+      // Keyed on the port's version: a restarted agent repeating a report meets the original reply.
+      commandId: `network-agent/${this.o.hostId}/${portId}/${version}/${type}`,
+      issuedAtMs: (this.o.now ?? Date.now)(),
+    });
+    this.stats.reports++;
+    if (reply.kind === 'accepted') await this.feed.caughtUp(reply.position, reply.events.length);
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    if (this.timer) clearInterval(this.timer);
+    await this.running;
+    await this.bus.close();
+    await this.feed.close();
+  }
+}
