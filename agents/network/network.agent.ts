@@ -54,7 +54,7 @@ export class NetworkAgent {
   }
 
   static async start(o: NetworkAgentOptions): Promise<NetworkAgent> {
-    const feed = await DomainFeed.start(new NetworkView(), {
+    const feed = await DomainFeed.follow(new NetworkView(), {
       log: o.log,
       topology: o.topology,
       domain: o.domain ?? NETWORK_DOMAIN,

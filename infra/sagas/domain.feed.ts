@@ -74,7 +74,7 @@ export class DomainFeed<V extends FoldedView<E>, E extends { type: string }> {
   }
 
   /** A feed of `view`, started and caught up with the log. */
-  static async start<V extends FoldedView<E>, E extends { type: string }>(view: V, o: DomainFeedOptions<E>): Promise<DomainFeed<V, E>> {
+  static async follow<V extends FoldedView<E>, E extends { type: string }>(view: V, o: DomainFeedOptions<E>): Promise<DomainFeed<V, E>> {
     const feed = new DomainFeed(o.domain, view, o.folded, o.decode);
     await feed.begin(o.log, o.topology);
     return feed;

@@ -4,7 +4,8 @@
 // host's integration bridge; each agent compiles and applies its table and reports the ports
 // ACTIVE. Ports of one network ping each other across the hosts both ways; two tenants' networks
 // with the same CIDR stay apart; a port bound while its agent was stopped is wired by the agent
-// started again, and the counters of the unchanged ports keep running across that restart.
+// started again, and the counters of the unchanged ports keep running across that restart; a
+// port sending with a forged MAC is dropped.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { NetworkAgent } from '../../agents/network/network.agent.js';
 import type { Message } from '../../domains/kernel/decider.js';
@@ -14,7 +15,7 @@ import type { Actor, Reply } from '../../infra/envelope/envelope.js';
 import { CommandBus } from '../../infra/runtime/command-bus.js';
 import { DeciderWorker } from '../../infra/runtime/decider-worker.js';
 import { openTestLog, type TestLog } from '../support/backends.js';
-import { startSimHosts, type Guest, type SimNetwork } from '../support/ovs-hosts.js';
+import { inNs, startSimHosts, type Guest, type SimNetwork } from '../support/ovs-hosts.js';
 import { until } from '../support/wait.js';
 
 const ADMIN: Actor = { userId: 'admin', projectId: 'admin', roles: ['admin'] };
@@ -96,6 +97,15 @@ describe.skipIf(!available)('the network agent on two hosts (embedded log, users
     expect(await sim.ping(guests.get('pa1')!, '10.0.0.3', 2)).toBe(false); // pb3 is the other tenant's
     expect(await sim.ping(guests.get('pb1')!, '10.0.0.2', 2)).toBe(false); // pa2 is the other tenant's
     expect(await sim.ping(guests.get('pa1')!, '10.0.0.2')).toBe(true);
+  }, 60_000);
+
+  it('drops a port that sends with a forged MAC, and lets it through with its own again', async () => {
+    const g = guests.get('pa1')!;
+    await inNs(g.ns, 'ip', 'neigh', 'flush', 'all');
+    await inNs(g.ns, 'ip', 'link', 'set', 'eth0', 'address', '02:00:00:00:0a:99');
+    expect(await sim.ping(g, '10.0.0.2', 2)).toBe(false);
+    await inNs(g.ns, 'ip', 'link', 'set', 'eth0', 'address', g.mac);
+    await until(() => sim.ping(g, '10.0.0.2'), 'pa1 -> pa2 with its own MAC', 15_000);
   }, 60_000);
 
   it('a restarted agent applies what changed while it was down, and unchanged ports keep their counters', async () => {
