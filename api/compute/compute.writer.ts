@@ -1,63 +1,15 @@
-// Sends compute commands and waits for their replies and, when the API hosts the compute
-// projection, for the read model to show their events (read-your-writes). A rejection is thrown
-// as ApiError with the decider's code, message, field and state. The caller's request_id travels
-// as the correlation id: the instance actions log keys each action by it, which is what an
-// Operation's name is.
-import { randomUUID } from 'node:crypto';
+// The compute domain's DomainWriter (api/domain.writer.ts): compute commands, their replies, and
+// the compute read model's read-your-writes.
 import { COMPUTE_DOMAIN } from '../../domains/compute/compute.types.js';
-import type { Message } from '../../domains/kernel/decider.js';
 import { computeCodecFor } from '../../infra/codecs/compute.codec.js';
-import type { Actor, Position, Reply } from '../../infra/envelope/envelope.js';
+import type { Position } from '../../infra/envelope/envelope.js';
 import type { CommandBus } from '../../infra/runtime/command-bus.js';
-import { ApiError } from '../errors.js';
+import { DomainWriter } from '../domain.writer.js';
 
-export type Accepted = Extract<Reply, { kind: 'accepted' }>;
+export type { Accepted, SendOptions } from '../domain.writer.js';
 
-export interface SendOptions {
-  /** The idempotency key of this command (derived from the request_id); default: random. */
-  commandId?: string;
-  /** The request it belongs to (the request_id); default: the command id. */
-  correlationId?: string;
-  /** Wait for the read model (default true when the writer was given a waitFor). */
-  awaitReadModel?: boolean;
-}
-
-export class ComputeWriter {
-  constructor(
-    private readonly bus: CommandBus,
-    /** Resolves once the read model reflects the given position (absent: do not wait). */
-    private readonly waitFor?: (position: Position) => Promise<void>,
-    /** The API's clock: the deciders' only clock. */
-    private readonly now: () => number = Date.now,
-    /** The compute domain's name; tests that share one Kafka cluster isolate themselves by it. */
-    private readonly domain: string = COMPUTE_DOMAIN,
-  ) {}
-
-  /** Sends one command; returns the accepted reply or throws the rejection as ApiError. */
-  async send(aggregateType: string, aggregateId: string, command: Message & Record<string, unknown>, actor: Actor, options: SendOptions = {}): Promise<Accepted> {
-    const reply = await this.reply(aggregateType, aggregateId, command, actor, options);
-    if (reply.kind === 'rejected') throw new ApiError(reply.rejection);
-    return reply;
-  }
-
-  /** Sends one command and returns its reply, accepted or rejected, without throwing a rejection. */
-  async reply(aggregateType: string, aggregateId: string, command: Message & Record<string, unknown>, actor: Actor, options: SendOptions = {}): Promise<Reply> {
-    const payload = computeCodecFor(aggregateType).encodeCommand(command);
-    const commandId = options.commandId || randomUUID();
-    const reply = await this.bus.send({
-      domain: this.domain,
-      aggregateType,
-      aggregateId,
-      type: command.type,
-      payload,
-      actor,
-      commandId,
-      correlationId: options.correlationId || commandId,
-      issuedAtMs: this.now(),
-    });
-    if (reply.kind === 'accepted' && reply.position && reply.events.length > 0 && this.waitFor && options.awaitReadModel !== false) {
-      await this.waitFor({ ...reply.position, offset: reply.position.offset + reply.events.length - 1 });
-    }
-    return reply;
+export class ComputeWriter extends DomainWriter {
+  constructor(bus: CommandBus, waitFor?: (position: Position) => Promise<void>, now: () => number = Date.now, domain: string = COMPUTE_DOMAIN) {
+    super(bus, computeCodecFor, domain, waitFor, now);
   }
 }
