@@ -34,7 +34,12 @@ export interface NetworkAgentOptions {
   onError?: (error: Error) => void;
 }
 
-const FOLDED = new Set(['NetworkCreated', 'NetworkUpdated', 'NetworkDeleted', 'PortCreated', 'PortUpdated', 'PortDeleted', 'PortBound', 'PortUnbound', 'PortStatusChanged']);
+const FOLDED = new Set([
+  'NetworkCreated', 'NetworkUpdated', 'NetworkDeleted',
+  'SubnetCreated', 'SubnetUpdated', 'SubnetDeleted',
+  'SecurityGroupCreated', 'SecurityGroupUpdated', 'SecurityGroupDeleted', 'SecurityGroupRuleAdded', 'SecurityGroupRuleRemoved',
+  'PortCreated', 'PortUpdated', 'PortDeleted', 'PortBound', 'PortUnbound', 'PortStatusChanged',
+]);
 
 export class NetworkAgent {
   private timer: NodeJS.Timeout | undefined;

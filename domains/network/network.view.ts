@@ -1,8 +1,9 @@
 // What the network agents know of the network domain: a fold of its events into networks (their
-// segment) and ports (their network, addresses, binding and status). Pure and deterministic, like
+// segment), subnets, security groups with their rules, and ports (their network, addresses,
+// binding and status). Pure and deterministic, like
 // the compute view: a restarted agent folds the log again and knows what it knew.
 import type { Message } from '../kernel/decider.js';
-import type { Network, Port } from './network.types.js';
+import type { Network, Port, SecurityGroup, SecurityGroupRule, Subnet } from './network.types.js';
 
 /** A decoded network event with where it came from. */
 export type NetworkEvent = Message & Record<string, any> & { aggregateType: string; aggregateId: string; version: number };
@@ -15,12 +16,26 @@ export interface PortView {
   version: number;
 }
 
+export interface SecurityGroupView {
+  securityGroup: SecurityGroup;
+  rules: SecurityGroupRule[];
+}
+
 export class NetworkView {
   readonly networks = new Map<string, Network>();
+  readonly subnets = new Map<string, Subnet>();
+  readonly securityGroups = new Map<string, SecurityGroupView>();
   readonly ports = new Map<string, PortView>();
 
-  /** Folds one event; returns the id of the port or network it changed. */
+  /** Folds one event; returns the id of the resource it changed. */
   apply(e: NetworkEvent): string | undefined {
+    if (e.aggregateType === 'subnet') {
+      if (e.type === 'SubnetCreated' || e.type === 'SubnetUpdated') this.subnets.set(e.aggregateId, e.subnet as Subnet);
+      else if (e.type === 'SubnetDeleted') this.subnets.delete(e.aggregateId);
+      else return undefined;
+      return e.aggregateId;
+    }
+    if (e.aggregateType === 'security_group') return this.applySecurityGroup(e);
     if (e.aggregateType === 'network') {
       if (e.type === 'NetworkCreated' || e.type === 'NetworkUpdated') this.networks.set(e.aggregateId, e.network as Network);
       else if (e.type === 'NetworkDeleted') this.networks.delete(e.aggregateId);
@@ -51,6 +66,33 @@ export class NetworkView {
         break;
       case 'PortStatusChanged':
         p.status = e.status;
+        break;
+      default:
+        return undefined;
+    }
+    return e.aggregateId;
+  }
+
+  private applySecurityGroup(e: NetworkEvent): string | undefined {
+    const g = this.securityGroups.get(e.aggregateId);
+    switch (e.type) {
+      case 'SecurityGroupCreated':
+        this.securityGroups.set(e.aggregateId, { securityGroup: e.securityGroup as SecurityGroup, rules: [] });
+        return e.aggregateId;
+      case 'SecurityGroupDeleted':
+        this.securityGroups.delete(e.aggregateId);
+        return e.aggregateId;
+    }
+    if (!g) return undefined;
+    switch (e.type) {
+      case 'SecurityGroupUpdated':
+        g.securityGroup = e.securityGroup as SecurityGroup;
+        break;
+      case 'SecurityGroupRuleAdded':
+        g.rules = [...g.rules, e.rule as SecurityGroupRule];
+        break;
+      case 'SecurityGroupRuleRemoved':
+        g.rules = g.rules.filter((r) => r.id !== (e.rule as SecurityGroupRule).id);
         break;
       default:
         return undefined;
