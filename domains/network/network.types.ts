@@ -115,3 +115,42 @@ export interface SecurityGroupRule {
   remoteGroupId: string;
   description: string;
 }
+
+/** Neutron's router external_gateway_info: its external network, SNAT, and the gateway port's addresses. */
+export interface ExternalGatewayInfo {
+  networkId: string;
+  /** Default true. */
+  enableSnat: boolean;
+  externalFixedIps: FixedIp[];
+}
+
+export interface Router {
+  id: string;
+  projectId: string;
+  name: string;
+  adminStateUp: boolean;
+  /** null: no gateway. */
+  externalGatewayInfo: ExternalGatewayInfo | null;
+}
+
+export const FLOATING_IP_STATUSES = ['ACTIVE', 'DOWN', 'ERROR'] as const;
+export type FloatingIpStatus = (typeof FLOATING_IP_STATUSES)[number];
+
+export interface FloatingIp {
+  id: string;
+  projectId: string;
+  floatingNetworkId: string;
+  floatingIpAddress: string;
+  /** '' when not associated. */
+  portId: string;
+  /** '' when not associated. */
+  fixedIpAddress: string;
+  /** '' when not associated. */
+  routerId: string;
+  status: FloatingIpStatus;
+}
+
+/** Neutron's device owners of the ports the L3 service creates. */
+export const ROUTER_INTERFACE_OWNER = 'network:router_interface';
+export const ROUTER_GATEWAY_OWNER = 'network:router_gateway';
+export const FLOATING_IP_OWNER = 'network:floatingip';

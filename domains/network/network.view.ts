@@ -1,9 +1,10 @@
 // What the network agents know of the network domain: a fold of its events into networks (their
-// segment), subnets, security groups with their rules, and ports (their network, addresses,
-// binding and status). Pure and deterministic, like
+// segment), subnets, security groups with their rules, ports (their network, addresses,
+// binding and status), routers (their gateway; their interfaces and gateway are ports with the
+// router's device owners) and floating IPs (their association and status). Pure and deterministic, like
 // the compute view: a restarted agent folds the log again and knows what it knew.
 import type { Message } from '../kernel/decider.js';
-import type { Network, Port, SecurityGroup, SecurityGroupRule, Subnet } from './network.types.js';
+import type { FloatingIp, Network, Port, Router, SecurityGroup, SecurityGroupRule, Subnet } from './network.types.js';
 
 /** A decoded network event with where it came from. */
 export type NetworkEvent = Message & Record<string, any> & { aggregateType: string; aggregateId: string; version: number };
@@ -21,11 +22,23 @@ export interface SecurityGroupView {
   rules: SecurityGroupRule[];
 }
 
+export interface RouterView {
+  router: Router;
+  version: number;
+}
+
+export interface FloatingIpView {
+  floatingIp: FloatingIp;
+  version: number;
+}
+
 export class NetworkView {
   readonly networks = new Map<string, Network>();
   readonly subnets = new Map<string, Subnet>();
   readonly securityGroups = new Map<string, SecurityGroupView>();
   readonly ports = new Map<string, PortView>();
+  readonly routers = new Map<string, RouterView>();
+  readonly floatingIps = new Map<string, FloatingIpView>();
 
   /** Folds one event; returns the id of the resource it changed. */
   apply(e: NetworkEvent): string | undefined {
@@ -36,6 +49,8 @@ export class NetworkView {
       return e.aggregateId;
     }
     if (e.aggregateType === 'security_group') return this.applySecurityGroup(e);
+    if (e.aggregateType === 'router') return this.applyRouter(e);
+    if (e.aggregateType === 'floating_ip') return this.applyFloatingIp(e);
     if (e.aggregateType === 'network') {
       if (e.type === 'NetworkCreated' || e.type === 'NetworkUpdated') this.networks.set(e.aggregateId, e.network as Network);
       else if (e.type === 'NetworkDeleted') this.networks.delete(e.aggregateId);
@@ -97,6 +112,54 @@ export class NetworkView {
       default:
         return undefined;
     }
+    return e.aggregateId;
+  }
+
+  private applyRouter(e: NetworkEvent): string | undefined {
+    switch (e.type) {
+      case 'RouterCreated':
+      case 'RouterUpdated':
+      case 'RouterGatewaySet':
+      case 'RouterGatewayCleared':
+        this.routers.set(e.aggregateId, { router: e.router as Router, version: e.version });
+        return e.aggregateId;
+      case 'RouterDeleted':
+        this.routers.delete(e.aggregateId);
+        return e.aggregateId;
+      case 'RouterInterfaceAdded':
+      case 'RouterInterfaceRemoved': {
+        // The interface itself is a port (view.ports); the router only moves on.
+        const r = this.routers.get(e.aggregateId);
+        if (!r) return undefined;
+        r.version = e.version;
+        return e.aggregateId;
+      }
+    }
+    return undefined;
+  }
+
+  private applyFloatingIp(e: NetworkEvent): string | undefined {
+    const f = this.floatingIps.get(e.aggregateId);
+    switch (e.type) {
+      case 'FloatingIpCreated':
+        this.floatingIps.set(e.aggregateId, { floatingIp: e.floatingIp as FloatingIp, version: e.version });
+        return e.aggregateId;
+      case 'FloatingIpDeleted':
+        this.floatingIps.delete(e.aggregateId);
+        return e.aggregateId;
+    }
+    if (!f) return undefined;
+    switch (e.type) {
+      case 'FloatingIpUpdated':
+        f.floatingIp = e.floatingIp as FloatingIp;
+        break;
+      case 'FloatingIpStatusChanged':
+        f.floatingIp = { ...f.floatingIp, status: e.status };
+        break;
+      default:
+        return undefined;
+    }
+    f.version = e.version;
     return e.aggregateId;
   }
 }
