@@ -1,5 +1,6 @@
 // One rule per NetworkService RPC, after Neutron's default policies: project members create and
-// change their project's networks, subnets, ports and security groups; project readers read them.
+// change their project's networks, subnets, ports, security groups, routers (and their interfaces)
+// and floating IPs; project readers read them.
 // Tenancy is checked before these rules (another project's resource is NOT_FOUND; a shared network
 // is seen by all), so the rules only see targets the caller may know of. Provider attributes,
 // shared and router:external are the admins': the network decider refuses them to others, naming
@@ -20,11 +21,20 @@ const RESOURCES: [string, string[]][] = [
   ['Port', ['Create', 'Get', 'List', 'Update', 'Delete']],
   ['SecurityGroup', ['Create', 'Get', 'List', 'Update', 'Delete']],
   ['SecurityGroupRule', ['Create', 'Get', 'List', 'Delete']],
+  ['Router', ['Create', 'Get', 'List', 'Update', 'Delete']],
+  ['FloatingIp', ['Create', 'Get', 'List', 'Update', 'Delete']],
 ];
 
-const rules: Record<string, Rule> = Object.fromEntries(
-  RESOURCES.flatMap(([r, verbs]) => verbs.map((v) => [networkRule(v === 'List' ? `List${r}s` : `${v}${r}`), v === 'Get' || v === 'List' ? reader : member])),
-);
+/** Neutron's router interface actions: a member's, on its project's router. */
+const ACTIONS: [string, Rule][] = [
+  ['AddRouterInterface', member],
+  ['RemoveRouterInterface', member],
+];
+
+const rules: Record<string, Rule> = Object.fromEntries([
+  ...RESOURCES.flatMap(([r, verbs]) => verbs.map((v) => [networkRule(v === 'List' ? `List${r}s` : `${v}${r}`), v === 'Get' || v === 'List' ? reader : member] as const)),
+  ...ACTIONS.map(([rpc, rule]) => [networkRule(rpc), rule] as const),
+]);
 
 export const networkPolicy = new Policy(rules);
 export const networkRuleNames = Object.keys(rules);

@@ -1,5 +1,6 @@
 // The deciders of the network domain: networks (with their MAC registry), segment pools, subnets
-// (with their IPAM), ports, security groups (with their rules) and project quotas. Each machine
+// (with their IPAM), ports, security groups (with their rules), routers (with their interfaces),
+// floating IPs and project quotas. Each machine
 // states its own refusals (networkRefusal, subnetRefusal, ...): the guard refuses when the refusal
 // is defined, and explain returns that refusal, so the rule and its message are one function.
 import type { AnyStateMachine } from 'xstate';
@@ -7,8 +8,10 @@ import type { CommandContext, Message } from '../kernel/decider.js';
 import { machineDecider, type MachineState } from '../kernel/machine-decider.js';
 import type { Rejection } from '../kernel/rejection.js';
 import { exceededNetworkQuota, NETWORK_QUOTA_COMMANDS, NETWORK_QUOTA_EVENTS, networkQuotaMachine, type NetworkQuotaContext } from './network-quota.machine.js';
+import { FLOATING_IP_COMMANDS, FLOATING_IP_EVENTS, floatingIpMachine, floatingIpRefusal, type FloatingIpContext } from './floating-ip.machine.js';
 import { NETWORK_COMMANDS, NETWORK_EVENTS, networkMachine, networkRefusal, type NetworkContext } from './network.machine.js';
 import { PORT_COMMANDS, PORT_EVENTS, portMachine, portRefusal, type PortContext } from './port.machine.js';
+import { ROUTER_COMMANDS, ROUTER_EVENTS, routerMachine, routerRefusal, type RouterContext } from './router.machine.js';
 import { SECURITY_GROUP_COMMANDS, SECURITY_GROUP_EVENTS, securityGroupMachine, securityGroupRefusal, type SecurityGroupContext } from './security-group.machine.js';
 import { SEGMENT_POOL_COMMANDS, SEGMENT_POOL_EVENTS, segmentFor, segmentPoolMachine, type SegmentPoolContext } from './segment-pool.machine.js';
 import { SUBNET_COMMANDS, SUBNET_EVENTS, subnetMachine, subnetRefusal, type SubnetContext } from './subnet.machine.js';
@@ -62,6 +65,8 @@ export const networkAggregates: NetworkAggregate[] = [
   define('subnet', subnetMachine, SUBNET_COMMANDS, SUBNET_EVENTS, whenLive('CreateSubnet', (c: SubnetContext, e) => subnetRefusal(c, e)), { creation: 'CreateSubnet' }),
   define('port', portMachine, PORT_COMMANDS, PORT_EVENTS, whenLive('CreatePort', (c: PortContext, e) => portRefusal(c, e)), { creation: 'CreatePort' }),
   define('security_group', securityGroupMachine, SECURITY_GROUP_COMMANDS, SECURITY_GROUP_EVENTS, whenLive('CreateSecurityGroup', (c: SecurityGroupContext, e) => securityGroupRefusal(c, e)), { creation: 'CreateSecurityGroup' }),
+  define('router', routerMachine, ROUTER_COMMANDS, ROUTER_EVENTS, whenLive('CreateRouter', (c: RouterContext, e) => routerRefusal(c, e)), { creation: 'CreateRouter' }),
+  define('floating_ip', floatingIpMachine, FLOATING_IP_COMMANDS, FLOATING_IP_EVENTS, whenLive('CreateFloatingIp', (c: FloatingIpContext, e) => floatingIpRefusal(c, e)), { creation: 'CreateFloatingIp' }),
   define('network_quota', networkQuotaMachine, NETWORK_QUOTA_COMMANDS, NETWORK_QUOTA_EVENTS, quotaRefusal, { absentState: 'tracking' }),
 ];
 

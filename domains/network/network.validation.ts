@@ -5,7 +5,7 @@
 // an exhausted range) are the deciders'.
 import { InvalidArgumentError, type Rejection } from '../kernel/rejection.js';
 import { canonicalIp, cidrText, parseCidr, parseIp } from './ip.js';
-import { DIRECTIONS, ETHERTYPES, NETWORK_TYPES, PROTOCOL_NAMES, SEGMENTATION_LIMITS, type NetworkType } from './network.types.js';
+import { DIRECTIONS, ETHERTYPES, FLOATING_IP_STATUSES, NETWORK_TYPES, PROTOCOL_NAMES, SEGMENTATION_LIMITS, type NetworkType } from './network.types.js';
 import { NETWORK_QUOTA_DEFAULTS } from './network-quota.machine.js';
 import { resolveSubnet } from './subnet.ipam.js';
 
@@ -257,6 +257,43 @@ export const NETWORK_MUTABLE = ['name', 'adminStateUp', 'shared', 'external', 'm
 export const SUBNET_MUTABLE = ['name', 'dnsNameservers', 'hostRoutes', 'enableDhcp'] as const;
 const SUBNET_FIELDS = ['id', 'networkId', 'projectId', 'name', 'ipVersion', 'cidr', 'gatewayIp', 'allocationPools', 'dnsNameservers', 'hostRoutes', 'enableDhcp'];
 export const SECURITY_GROUP_MUTABLE = ['name', 'description'] as const;
+export const ROUTER_MUTABLE = ['name', 'adminStateUp'] as const;
+const ROUTER_FIELDS = ['id', 'projectId', 'name', 'adminStateUp', 'externalGatewayInfo'];
+
+// Routers and floating IPs.
+
+function fixedIps(field: string, value: unknown): void {
+  list(field, value, 20).forEach((f, i) => {
+    present(`${field}[${i}]`, f);
+    id(`${field}[${i}].subnet_id`, (f as Fields).subnetId);
+    ip(`${field}[${i}].ip_address`, (f as Fields).ipAddress);
+  });
+}
+
+function routerFields(router: Fields, p: string, fields: readonly string[]): void {
+  if (fields.includes('id')) id(at(p, 'id'), router.id);
+  if (fields.includes('projectId')) text(at(p, 'project_id'), router.projectId, 255, true);
+  if (fields.includes('name')) text(at(p, 'name'), router.name, 255, false);
+}
+
+export function gatewayInfoFields(info: unknown, p: string): void {
+  present(p, info);
+  const g = info as Fields;
+  id(at(p, 'network_id'), g.networkId);
+  if (typeof g.enableSnat !== 'boolean') throw new InvalidArgumentError(at(p, 'enable_snat'), 'must be true or false');
+  fixedIps(at(p, 'external_fixed_ips'), g.externalFixedIps);
+}
+
+/** A floating IP's association: port, fixed IP and router all given, or none. */
+function associationFields(f: Fields, p: string): void {
+  if (!f.portId) {
+    if (f.fixedIpAddress || f.routerId) throw new InvalidArgumentError(at(p, 'port_id'), 'is required with fixed_ip_address and router_id');
+    return;
+  }
+  id(at(p, 'port_id'), f.portId);
+  ip(at(p, 'fixed_ip_address'), f.fixedIpAddress);
+  id(at(p, 'router_id'), f.routerId);
+}
 
 const COMMAND_RULES: Record<string, (c: Fields) => void> = {
   CreateNetwork: (c) => {
@@ -332,6 +369,53 @@ const COMMAND_RULES: Record<string, (c: Fields) => void> = {
   },
   AddSecurityGroupRule: (c) => validateRule(c.rule),
   RemoveSecurityGroupRule: (c) => id('rule_id', c.ruleId),
+
+  CreateRouter: (c) => {
+    present('router', c.router);
+    routerFields(c.router, 'router', ROUTER_FIELDS);
+    if (c.router.externalGatewayInfo) throw new InvalidArgumentError('router.external_gateway_info', 'is set by SetRouterGateway once the gateway port exists');
+  },
+  UpdateRouter: (c) => {
+    present('router', c.router);
+    routerFields(c.router, 'router', mask('router', ROUTER_MUTABLE, ROUTER_FIELDS, c.updateMask));
+  },
+  SetRouterGateway: (c) => {
+    gatewayInfoFields(c.externalGatewayInfo, 'external_gateway_info');
+    id('port_id', c.portId);
+  },
+  AddRouterInterface: (c) => {
+    id('port_id', c.portId);
+    const subnets = list('subnets', c.subnets, 20);
+    if (subnets.length === 0) throw new InvalidArgumentError('subnets', 'name at least one subnet');
+    subnets.forEach((x, i) => {
+      present(`subnets[${i}]`, x);
+      id(`subnets[${i}].subnet_id`, (x as Fields).subnetId);
+      cidr(`subnets[${i}].cidr`, (x as Fields).cidr);
+    });
+  },
+  RemoveRouterInterface: (c) => {
+    if (!c.portId && !c.subnetId) throw new InvalidArgumentError('subnet_id', 'give subnet_id or port_id');
+    if (c.portId) id('port_id', c.portId);
+    if (c.subnetId) id('subnet_id', c.subnetId);
+  },
+
+  CreateFloatingIp: (c) => {
+    present('floating_ip', c.floatingIp);
+    const f = c.floatingIp as Fields;
+    id('floating_ip.id', f.id);
+    text('floating_ip.project_id', f.projectId, 255, true);
+    id('floating_ip.floating_network_id', f.floatingNetworkId);
+    ip('floating_ip.floating_ip_address', f.floatingIpAddress);
+    associationFields(f, 'floating_ip');
+  },
+  UpdateFloatingIp: (c) => {
+    present('floating_ip', c.floatingIp);
+    associationFields(c.floatingIp, 'floating_ip');
+  },
+  ReportFloatingIpStatus: (c) => {
+    oneOf('status', c.status, FLOATING_IP_STATUSES);
+    if (c.portId) id('port_id', c.portId);
+  },
 
   SetNetworkQuotaLimits: (c) => {
     const limits = (c.limits as Record<string, unknown> | undefined) ?? {};

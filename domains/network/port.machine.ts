@@ -7,7 +7,7 @@ import { assign, enqueueActions, setup, type AnyStateMachine } from 'xstate';
 import type { CommandContext, Message } from '../kernel/decider.js';
 import type { Rejection } from '../kernel/rejection.js';
 import { applyMask } from '../kernel/resource.machine.js';
-import type { Port } from './network.types.js';
+import { FLOATING_IP_OWNER, ROUTER_GATEWAY_OWNER, ROUTER_INTERFACE_OWNER, type Port } from './network.types.js';
 import { fieldProblem } from './network.validation.js';
 
 export const PORT_STATUSES = ['DOWN', 'BUILD', 'ACTIVE'] as const;
@@ -22,6 +22,9 @@ export interface PortContext {
 
 type Ev = Message & Record<string, any> & { meta?: CommandContext };
 
+/** The device owners whose ports only their router or floating IP deletes. */
+const L3_OWNERS = [ROUTER_INTERFACE_OWNER, ROUTER_GATEWAY_OWNER, FLOATING_IP_OWNER];
+
 /** The status a bound (or not) port with this admin state should have before its agent reports. */
 const settled = (hostId: string, adminUp: boolean): PortStatus => (hostId && adminUp ? 'BUILD' : 'DOWN');
 
@@ -31,6 +34,10 @@ export function portRefusal(context: PortContext, event: Ev): Rejection | undefi
   if (fields) return fields;
   const id = event.meta?.aggregateId ?? '';
   const status = context.status;
+  // Neutron's prevent_l3_port_deletion: a router's or floating IP's port goes with its owner.
+  if (event.type === 'DeletePort' && !event.byOwner && L3_OWNERS.includes(context.port!.deviceOwner)) {
+    return { code: 'FAILED_PRECONDITION', state: 'in use', message: `Port ${id} cannot be deleted directly via the port API: has device owner ${context.port!.deviceOwner}.` };
+  }
   if (event.type === 'UnbindPort' && !context.hostId) return { code: 'FAILED_PRECONDITION', state: status, message: `port ${id} is ${status} and not bound to a host` };
   if (event.type === 'ReportPortUp' || event.type === 'ReportPortDown') {
     if (!context.hostId) return { code: 'FAILED_PRECONDITION', state: status, message: `port ${id} is ${status} and not bound to a host` };

@@ -1,8 +1,9 @@
 // The network domain as the runtime hosts it: each aggregate's decider with its protobuf codec
-// (proto/strata/network/v1/events.proto) and its field rules. Two nested fields are null in the
-// deciders where Neutron says null: a subnet's gateway_ip (no gateway) and a rule's port range
-// (any); on the wire they are absent proto3 `optional` fields, which decode as absent keys, so the
-// decoded messages get them back as null here.
+// (proto/strata/network/v1/events.proto) and its field rules. Some nested fields are null in the
+// deciders where Neutron says null: a subnet's gateway_ip (no gateway), a rule's port range (any),
+// a router's external_gateway_info (no gateway); on the wire they are absent (proto3 `optional`
+// fields, an unset message), which decode as absent keys, so the decoded messages get them back
+// as null here.
 import type { AggregateDefinition, DeciderCodec, Message } from '../../domains/kernel/decider.js';
 import type { MachineState } from '../../domains/kernel/machine-decider.js';
 import { networkAggregates } from '../../domains/network/network.deciders.js';
@@ -17,6 +18,7 @@ type M = Message & Record<string, any>;
 const NESTED_NULLABLE: Record<string, readonly string[]> = {
   subnet: ['gatewayIp'],
   rule: ['portRangeMin', 'portRangeMax'],
+  router: ['externalGatewayInfo'],
 };
 
 function withNulls<T extends M>(message: T): T {
