@@ -165,6 +165,24 @@ for (const kind of ['sqlite', 'postgres'] as const) {
       cloud.send('port', 'pa', { type: 'ReportPortUp', hostId: 'h1' });
       cloud.send('port', 'pc', { type: 'DeletePort' });
       cloud.send('subnet', 's1', { type: 'ReleaseIp', portId: 'pc', ipAddress: '' });
+      // A router between s1 and the external network, and a floating IP NATed to pa through it.
+      cloud.send('router', 'r1', { type: 'CreateRouter', router: { id: 'r1', projectId: 'p1', name: 'edge', adminStateUp: true, externalGatewayInfo: null } });
+      cloud.send('router', 'r2', { type: 'CreateRouter', router: { id: 'r2', projectId: 'p2', name: 'other', adminStateUp: true, externalGatewayInfo: null } });
+      const gateway = { networkId: 'ext', enableSnat: true, externalFixedIps: [{ subnetId: 'ext-s', ipAddress: '203.0.113.2' }] };
+      cloud.send('router', 'r1', { type: 'SetRouterGateway', externalGatewayInfo: gateway, portId: 'gw1' });
+      // (The aggregates are independent: the interface port's network and address need not exist for its row.)
+      cloud.send('port', 'pi', { type: 'CreatePort', port: { ...port('pi', 'n9', 'p1', 'fa:16:3e:00:00:09', [{ subnetId: 's1', ipAddress: '10.0.0.1' }], []), deviceOwner: 'network:router_interface', deviceId: 'r1', portSecurityEnabled: false } });
+      cloud.send('router', 'r1', { type: 'AddRouterInterface', portId: 'pi', subnets: [{ subnetId: 's1', cidr: '10.0.0.0/28' }] });
+      cloud.send('router', 'r2', { type: 'AddRouterInterface', portId: 'px', subnets: [{ subnetId: 's9', cidr: '10.9.0.0/24' }] });
+      cloud.send('router', 'r2', { type: 'RemoveRouterInterface', portId: 'px' });
+      cloud.send('router', 'r2', { type: 'DeleteRouter' });
+      const fip = { id: 'f1', projectId: 'p1', floatingNetworkId: 'ext', floatingIpAddress: '203.0.113.3', portId: '', fixedIpAddress: '', routerId: '', status: 'DOWN' };
+      cloud.send('floating_ip', 'f1', { type: 'CreateFloatingIp', floatingIp: fip });
+      cloud.send('floating_ip', 'f1', { type: 'UpdateFloatingIp', floatingIp: { portId: 'pa', fixedIpAddress: '10.0.0.2', routerId: 'r1' } });
+      cloud.send('floating_ip', 'f1', { type: 'ReportFloatingIpStatus', status: 'ACTIVE' });
+      cloud.send('floating_ip', 'f2', { type: 'CreateFloatingIp', floatingIp: { ...fip, id: 'f2', floatingIpAddress: '203.0.113.4' } });
+      cloud.send('floating_ip', 'f3', { type: 'CreateFloatingIp', floatingIp: { ...fip, id: 'f3', floatingIpAddress: '203.0.113.5' } });
+      cloud.send('floating_ip', 'f3', { type: 'DeleteFloatingIp' });
       await cloud.flush();
     });
     afterAll(async () => {
@@ -207,9 +225,29 @@ for (const kind of ['sqlite', 'postgres'] as const) {
       expect(await q.listRules({ projectId: 'p2' })).toEqual([]);
     });
 
+    it('shows routers with their gateway and interfaces, and floating IPs with their association and status', async () => {
+      expect(await q.getRouter('r1')).toEqual({
+        id: 'r1', projectId: 'p1', name: 'edge', adminStateUp: true, status: 'ACTIVE', gatewayPortId: 'gw1',
+        externalGatewayInfo: { networkId: 'ext', enableSnat: true, externalFixedIps: [{ subnetId: 'ext-s', ipAddress: '203.0.113.2' }] },
+        interfaces: [{ portId: 'pi', subnetId: 's1', cidr: '10.0.0.0/28', ipAddress: '10.0.0.1' }],
+      });
+      expect(await q.getRouter('r2')).toBeUndefined();
+      expect((await q.listRouters({ projectId: 'p1' })).map((r) => r.id)).toEqual(['r1']);
+      expect(await q.listRouters({ externalNetworkId: 'other' })).toEqual([]);
+      expect(await q.routersBetween('s1', 'ext')).toEqual(['r1']);
+      expect(await q.routersBetween('s1', 'n1')).toEqual([]);
+      expect(await q.getFloatingIp('f1')).toEqual({
+        id: 'f1', projectId: 'p1', floatingNetworkId: 'ext', floatingIpAddress: '203.0.113.3', portId: 'pa', fixedIpAddress: '10.0.0.2', routerId: 'r1', status: 'ACTIVE',
+      });
+      expect((await q.listFloatingIps({ projectId: 'p1' })).map((f) => f.id)).toEqual(['f1', 'f2']);
+      expect((await q.listFloatingIps({ portId: 'pa' })).map((f) => f.id)).toEqual(['f1']);
+      expect((await q.listFloatingIps({ status: 'DOWN' })).map((f) => f.id)).toEqual(['f2']);
+      expect((await q.listFloatingIps({ floatingIpAddress: '203.0.113.4', limit: 1 })).map((f) => f.id)).toEqual(['f2']);
+    });
+
     it('rebuilt from offset 0 into a fresh store gives the same rows', async () => {
       const live = await dump(store);
-      expect(live.network_ports.length).toBe(2);
+      expect(live.network_ports.length).toBe(3);
       const fresh = open();
       const reached = await ProjectionRunner.rebuild(log, fresh, networkProjection);
       expect([...reached.values()].reduce((a, b) => a + b, 0)).toBe(cloud.all.length);

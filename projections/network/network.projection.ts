@@ -1,5 +1,6 @@
 // The network read models: networks (status from admin_state_up), subnets with the addresses their
-// ports hold, ports with their status and binding, security groups and their rules. Pure: an event
+// ports hold, ports with their status and binding, security groups and their rules, routers with
+// their gateway and interfaces, floating IPs with their association and status. Pure: an event
 // in, statements out (SQL that SQLite and PostgreSQL share; booleans are 0/1 integers, JSON is
 // TEXT). Every row is written by the events of one aggregate only (a subnet's allocations by the
 // subnet, a group's rules by the group), so the result does not depend on how partitions
@@ -36,6 +37,15 @@ export const NETWORK_SCHEMA = [
   `CREATE TABLE IF NOT EXISTS network_security_group_rules (id TEXT PRIMARY KEY, security_group_id TEXT NOT NULL, direction TEXT NOT NULL,
      ethertype TEXT NOT NULL, protocol TEXT NOT NULL, port_range_min INTEGER, port_range_max INTEGER, remote_ip_prefix TEXT NOT NULL,
      remote_group_id TEXT NOT NULL, description TEXT NOT NULL, seq BIGINT NOT NULL)`,
+  `CREATE TABLE IF NOT EXISTS network_routers (id TEXT PRIMARY KEY, project_id TEXT NOT NULL, name TEXT NOT NULL, admin_state_up INTEGER NOT NULL,
+     status TEXT NOT NULL, external_gateway_info TEXT, gateway_network_id TEXT NOT NULL, gateway_port_id TEXT NOT NULL,
+     created_at_ms BIGINT NOT NULL, updated_at_ms BIGINT NOT NULL)`,
+  // A router's interfaces, one row per subnet: "which router is on this subnet" for floating IPs.
+  `CREATE TABLE IF NOT EXISTS network_router_interfaces (router_id TEXT NOT NULL, port_id TEXT NOT NULL, subnet_id TEXT NOT NULL, cidr TEXT NOT NULL,
+     seq BIGINT NOT NULL, PRIMARY KEY (router_id, port_id, subnet_id))`,
+  `CREATE TABLE IF NOT EXISTS network_floating_ips (id TEXT PRIMARY KEY, project_id TEXT NOT NULL, floating_network_id TEXT NOT NULL,
+     floating_ip_address TEXT NOT NULL, port_id TEXT NOT NULL, fixed_ip_address TEXT NOT NULL, router_id TEXT NOT NULL, status TEXT NOT NULL,
+     created_at_ms BIGINT NOT NULL, updated_at_ms BIGINT NOT NULL)`,
   `CREATE INDEX IF NOT EXISTS network_networks_project ON network_networks (project_id, id)`,
   `CREATE INDEX IF NOT EXISTS network_subnets_network ON network_subnets (network_id, id)`,
   `CREATE INDEX IF NOT EXISTS network_ports_network ON network_ports (network_id, id)`,
@@ -43,6 +53,10 @@ export const NETWORK_SCHEMA = [
   `CREATE INDEX IF NOT EXISTS network_port_security_groups_group ON network_port_security_groups (security_group_id)`,
   `CREATE INDEX IF NOT EXISTS network_security_groups_project ON network_security_groups (project_id, id)`,
   `CREATE INDEX IF NOT EXISTS network_security_group_rules_group ON network_security_group_rules (security_group_id, seq)`,
+  `CREATE INDEX IF NOT EXISTS network_routers_project ON network_routers (project_id, id)`,
+  `CREATE INDEX IF NOT EXISTS network_router_interfaces_subnet ON network_router_interfaces (subnet_id)`,
+  `CREATE INDEX IF NOT EXISTS network_floating_ips_project ON network_floating_ips (project_id, id)`,
+  `CREATE INDEX IF NOT EXISTS network_floating_ips_port ON network_floating_ips (port_id)`,
 ];
 
 export const NETWORK_TABLES = [
@@ -53,6 +67,9 @@ export const NETWORK_TABLES = [
   'network_port_security_groups',
   'network_security_groups',
   'network_security_group_rules',
+  'network_routers',
+  'network_router_interfaces',
+  'network_floating_ips',
 ];
 
 /** The events this projection turns into rows; the others (segments, MAC registry, quotas) it passes. */
@@ -61,6 +78,8 @@ export const NETWORK_PROJECTED_EVENTS = [
   'SubnetCreated', 'SubnetUpdated', 'SubnetDeleted', 'IpAllocated', 'IpReleased',
   'PortCreated', 'PortUpdated', 'PortDeleted', 'PortBound', 'PortUnbound', 'PortStatusChanged',
   'SecurityGroupCreated', 'SecurityGroupUpdated', 'SecurityGroupDeleted', 'SecurityGroupRuleAdded', 'SecurityGroupRuleRemoved',
+  'RouterCreated', 'RouterUpdated', 'RouterGatewaySet', 'RouterGatewayCleared', 'RouterInterfaceAdded', 'RouterInterfaceRemoved', 'RouterDeleted',
+  'FloatingIpCreated', 'FloatingIpUpdated', 'FloatingIpStatusChanged', 'FloatingIpDeleted',
 ] as const;
 
 function portGroups(id: string, groups: string[]): Statement[] {
@@ -171,6 +190,58 @@ export function networkStatements(event: EventEnvelope): Statement[] {
     }
     case 'SecurityGroupRuleRemoved':
       return [{ sql: 'DELETE FROM network_security_group_rules WHERE id = $1 AND security_group_id = $2', params: [e.rule?.id ?? '', id] }];
+
+    case 'RouterCreated':
+    case 'RouterUpdated':
+    case 'RouterGatewaySet':
+    case 'RouterGatewayCleared': {
+      const r = e.router ?? {};
+      const g = r.externalGatewayInfo ?? null;
+      // Created and updated carry no port: the gateway port stays what the gateway events said.
+      const portSet = e.type === 'RouterGatewaySet' || e.type === 'RouterGatewayCleared';
+      return [
+        {
+          sql: `INSERT INTO network_routers (id, project_id, name, admin_state_up, status, external_gateway_info, gateway_network_id, gateway_port_id,
+                  created_at_ms, updated_at_ms) VALUES ($1, $2, $3, $4, 'ACTIVE', $5, $6, '', $7, $7)
+                ON CONFLICT (id) DO UPDATE SET name = excluded.name, admin_state_up = excluded.admin_state_up,
+                  external_gateway_info = excluded.external_gateway_info, gateway_network_id = excluded.gateway_network_id, updated_at_ms = excluded.updated_at_ms`,
+          params: [id, r.projectId ?? '', r.name ?? '', b(r.adminStateUp), g ? json(g) : null, g?.networkId ?? '', at],
+        },
+        ...(portSet
+          ? [{ sql: 'UPDATE network_routers SET gateway_port_id = $2 WHERE id = $1', params: [id, e.type === 'RouterGatewaySet' ? e.portId ?? '' : ''] }]
+          : []),
+      ];
+    }
+    case 'RouterInterfaceAdded':
+      return (e.subnets ?? []).map((x: Ev) => ({
+        sql: 'INSERT INTO network_router_interfaces (router_id, port_id, subnet_id, cidr, seq) VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING',
+        params: [id, e.portId, x.subnetId, x.cidr, event.version],
+      }));
+    case 'RouterInterfaceRemoved':
+      return [{ sql: 'DELETE FROM network_router_interfaces WHERE router_id = $1 AND port_id = $2', params: [id, e.portId] }];
+    case 'RouterDeleted':
+      return [
+        { sql: 'DELETE FROM network_routers WHERE id = $1', params: [id] },
+        { sql: 'DELETE FROM network_router_interfaces WHERE router_id = $1', params: [id] },
+      ];
+
+    case 'FloatingIpCreated':
+    case 'FloatingIpUpdated': {
+      const f = e.floatingIp ?? {};
+      return [
+        {
+          sql: `INSERT INTO network_floating_ips (id, project_id, floating_network_id, floating_ip_address, port_id, fixed_ip_address, router_id, status,
+                  created_at_ms, updated_at_ms) VALUES ($1, $2, $3, $4, $5, $6, $7, 'DOWN', $8, $8)
+                ON CONFLICT (id) DO UPDATE SET port_id = excluded.port_id, fixed_ip_address = excluded.fixed_ip_address, router_id = excluded.router_id,
+                  updated_at_ms = excluded.updated_at_ms`,
+          params: [id, f.projectId ?? '', f.floatingNetworkId ?? '', f.floatingIpAddress ?? '', f.portId ?? '', f.fixedIpAddress ?? '', f.routerId ?? '', at],
+        },
+      ];
+    }
+    case 'FloatingIpStatusChanged':
+      return [{ sql: 'UPDATE network_floating_ips SET status = $2, updated_at_ms = $3 WHERE id = $1', params: [id, e.status, at] }];
+    case 'FloatingIpDeleted':
+      return [{ sql: 'DELETE FROM network_floating_ips WHERE id = $1', params: [id] }];
     default:
       return [];
   }

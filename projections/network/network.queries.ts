@@ -1,7 +1,8 @@
 // Queries over the network read models, shaped as Neutron shows them: networks (a project's and
 // the shared ones), subnets with the count of addresses their ports hold, ports, security groups
-// with their rules. Lists are ordered by id and paged by an id marker.
-import type { AddressPair, AllocationPool, FixedIp, HostRoute } from '../../domains/network/network.types.js';
+// with their rules, routers with their interfaces, floating IPs. Lists are ordered by id and paged
+// by an id marker.
+import type { AddressPair, AllocationPool, ExternalGatewayInfo, FixedIp, FloatingIp, HostRoute } from '../../domains/network/network.types.js';
 import type { Store } from '../../infra/store/store.js';
 
 type Row = Record<string, any>;
@@ -77,6 +78,28 @@ export interface SecurityGroupRecord {
   rules: SecurityGroupRuleRecord[];
 }
 
+export interface RouterInterfaceRecord {
+  portId: string;
+  subnetId: string;
+  cidr: string;
+  /** The port's address on the subnet ('' when the port row is not there). */
+  ipAddress: string;
+}
+
+export interface RouterRecord {
+  id: string;
+  projectId: string;
+  name: string;
+  adminStateUp: boolean;
+  status: string;
+  externalGatewayInfo: ExternalGatewayInfo | null;
+  /** '' without a gateway. */
+  gatewayPortId: string;
+  interfaces: RouterInterfaceRecord[];
+}
+
+export type FloatingIpRecord = FloatingIp;
+
 export interface Page {
   limit?: number;
   /** The last id of the previous page. */
@@ -107,6 +130,11 @@ const ruleOf = (r: Row): SecurityGroupRuleRecord => ({
   id: r.id, securityGroupId: r.security_group_id, projectId: r.project_id ?? '', direction: r.direction, ethertype: r.ethertype, protocol: r.protocol,
   portRangeMin: num(r.port_range_min), portRangeMax: num(r.port_range_max), remoteIpPrefix: r.remote_ip_prefix, remoteGroupId: r.remote_group_id,
   description: r.description,
+});
+
+const floatingIpOf = (r: Row): FloatingIpRecord => ({
+  id: r.id, projectId: r.project_id, floatingNetworkId: r.floating_network_id, floatingIpAddress: r.floating_ip_address, portId: r.port_id,
+  fixedIpAddress: r.fixed_ip_address, routerId: r.router_id, status: r.status,
 });
 
 const SUBNET_SELECT = `SELECT s.*, (SELECT COUNT(*) FROM network_ip_allocations a WHERE a.subnet_id = s.id) AS used_ips FROM network_subnets s`;
@@ -243,6 +271,75 @@ export class NetworkQueries {
     if (options.name) where.push(`name = $${params.push(options.name)}`);
     const q = paged(where, params, options);
     return this.groups(await this.store.query<Row>(`SELECT * FROM network_security_groups${q.sql}`, q.params));
+  }
+
+  private async routers(rows: Row[]): Promise<RouterRecord[]> {
+    const ids = rows.map((r) => r.id);
+    const interfaces = new Map<string, RouterInterfaceRecord[]>(ids.map((id) => [id, []]));
+    if (ids.length > 0) {
+      const found = await this.store.query<Row>(
+        `SELECT i.router_id, i.port_id, i.subnet_id, i.cidr, p.fixed_ips FROM network_router_interfaces i LEFT JOIN network_ports p ON p.id = i.port_id
+         WHERE i.router_id IN (${ids.map((_, i) => `$${i + 1}`).join(', ')}) ORDER BY i.seq, i.port_id, i.subnet_id`,
+        ids,
+      );
+      for (const r of found) {
+        const ips = (r.fixed_ips ? JSON.parse(r.fixed_ips) : []) as FixedIp[];
+        const ipAddress = ips.find((f) => f.subnetId === r.subnet_id)?.ipAddress ?? '';
+        interfaces.get(r.router_id)?.push({ portId: r.port_id, subnetId: r.subnet_id, cidr: r.cidr, ipAddress });
+      }
+    }
+    return rows.map((r) => ({
+      id: r.id, projectId: r.project_id, name: r.name, adminStateUp: Boolean(r.admin_state_up), status: r.status,
+      externalGatewayInfo: r.external_gateway_info ? JSON.parse(r.external_gateway_info) : null, gatewayPortId: r.gateway_port_id,
+      interfaces: interfaces.get(r.id) ?? [],
+    }));
+  }
+
+  async getRouter(id: string): Promise<RouterRecord | undefined> {
+    return (await this.routers(await this.store.query<Row>('SELECT * FROM network_routers WHERE id = $1', [id])))[0];
+  }
+
+  async listRouters(options: { projectId?: string; name?: string; externalNetworkId?: string } & Page = {}): Promise<RouterRecord[]> {
+    const where: string[] = [];
+    const params: unknown[] = [];
+    for (const [column, value] of [['project_id', options.projectId], ['name', options.name], ['gateway_network_id', options.externalNetworkId]] as const) {
+      if (value === undefined || value === '') continue;
+      where.push(`${column} = $${params.push(value)}`);
+    }
+    const q = paged(where, params, options);
+    return this.routers(await this.store.query<Row>(`SELECT * FROM network_routers${q.sql}`, q.params));
+  }
+
+  /** The routers with an interface on the subnet and their gateway on the network (a floating IP's way out). */
+  async routersBetween(subnetId: string, externalNetworkId: string): Promise<string[]> {
+    const rows = await this.store.query<Row>(
+      `SELECT DISTINCT r.id FROM network_router_interfaces i JOIN network_routers r ON r.id = i.router_id
+       WHERE i.subnet_id = $1 AND r.gateway_network_id = $2 ORDER BY r.id`,
+      [subnetId, externalNetworkId],
+    );
+    return rows.map((r) => r.id);
+  }
+
+  async getFloatingIp(id: string): Promise<FloatingIpRecord | undefined> {
+    const [row] = await this.store.query<Row>('SELECT * FROM network_floating_ips WHERE id = $1', [id]);
+    return row && floatingIpOf(row);
+  }
+
+  async listFloatingIps(
+    options: { projectId?: string; portId?: string; routerId?: string; floatingNetworkId?: string; status?: string; floatingIpAddress?: string } & Page = {},
+  ): Promise<FloatingIpRecord[]> {
+    const where: string[] = [];
+    const params: unknown[] = [];
+    const filters = [
+      ['project_id', options.projectId], ['port_id', options.portId], ['router_id', options.routerId], ['floating_network_id', options.floatingNetworkId],
+      ['status', options.status], ['floating_ip_address', options.floatingIpAddress],
+    ] as const;
+    for (const [column, value] of filters) {
+      if (value === undefined || value === '') continue;
+      where.push(`${column} = $${params.push(value)}`);
+    }
+    const q = paged(where, params, options);
+    return (await this.store.query<Row>(`SELECT * FROM network_floating_ips${q.sql}`, q.params)).map(floatingIpOf);
   }
 
   async getRule(id: string): Promise<SecurityGroupRuleRecord | undefined> {
