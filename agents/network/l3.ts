@@ -297,9 +297,27 @@ export class RouterHost {
     let plugged = false;
     for (const p of ports) plugged = (await this.plug(r, p, links, ovsPorts)) || plugged;
     if (plugged) links = await this.links(r.namespace);
-    for (const p of ports) await this.configure(r.namespace, p, links.get(p.device));
+    // A floating IP leaving qg- goes last: once the nat table no longer has it, its connections'
+    // conntrack entries (which would keep translating them) are deleted, then the address.
+    const stale: string[] = [];
+    for (const p of ports) stale.push(...(await this.configure(r.namespace, p, links.get(p.device), p === r.gateway)));
     await this.route(r);
     await this.nat(r);
+    for (const a of stale) {
+      const ip = a.split('/')[0]!;
+      await this.forgetConnections(r.namespace, ip);
+      await run('ip', ['-n', r.namespace, 'addr', 'del', a, 'dev', r.gateway!.device]);
+      this.stats.addressesChanged++;
+    }
+  }
+
+  /** Deletes the conntrack entries to or from (translated) `ip` (conntrack exits 1 when there were none). */
+  private async forgetConnections(namespace: string, ip: string): Promise<void> {
+    for (const filter of ['--orig-dst', '--reply-dst']) {
+      await this.ns(namespace, 'conntrack', '-D', filter, ip).catch((e: Error) => {
+        if (!/0 flow entries have been deleted/.test(e.message)) throw e;
+      });
+    }
   }
 
   private async links(namespace: string): Promise<Map<string, LinkInfo>> {
@@ -328,15 +346,21 @@ export class RouterHost {
     return true;
   }
 
-  private async configure(namespace: string, p: RouterPortState, link: LinkInfo | undefined): Promise<void> {
+  /** Sets the device's MAC, MTU, state and addresses; returns the floating /32s to remove from qg- last. */
+  private async configure(namespace: string, p: RouterPortState, link: LinkInfo | undefined, gateway: boolean): Promise<string[]> {
     if (!link) throw new Error(`${p.device} is not in ${namespace}`);
     if (link.address !== p.mac || link.mtu !== p.mtu || !link.flags.includes('UP')) {
       await run('ip', ['-n', namespace, 'link', 'set', 'dev', p.device, 'address', p.mac, 'mtu', String(p.mtu), 'up']);
     }
     const actual = new Set(link.addr_info.filter((a) => a.family === 'inet').map((a) => `${a.local}/${a.prefixlen}`));
     const desired = new Set(p.addresses);
+    const later: string[] = [];
     for (const a of actual) {
       if (desired.has(a)) continue;
+      if (gateway && a.endsWith('/32')) {
+        later.push(a);
+        continue;
+      }
       await run('ip', ['-n', namespace, 'addr', 'del', a, 'dev', p.device]);
       this.stats.addressesChanged++;
     }
@@ -345,6 +369,7 @@ export class RouterHost {
       await run('ip', ['-n', namespace, 'addr', 'add', a, 'dev', p.device]);
       this.stats.addressesChanged++;
     }
+    return later;
   }
 
   private async route(r: RouterState): Promise<void> {

@@ -1,0 +1,262 @@
+// Issue 6 acceptance (c) with real packets: a router joins two subnets, a floating IP makes an inner
+// guest reachable from an "external" guest, and after disassociation it is not. The network
+// deciders run on the embedded log; two simulated hosts (userspace OVS in namespaces, VXLAN
+// between them) each run a network agent, h1's with `l3`: it binds the router's ports (ordinary
+// ports with device_owner network:router_*) to itself, plugs them as OVS internal ports moved into
+// the router's namespace, and sets addresses, forwarding, the default route and the nat table
+// (l3.ts); its flows wire those ports like any other. Guests: A (10.1.0.5) on h2, B (10.2.0.5) on
+// h1, the external guest X (203.0.113.10) on h2, so routed packets cross the tunnel.
+//
+// Routers and floating IPs are folded into the agent's view by applying the events the router
+// domain emits (RouterCreated, FloatingIpCreated/Updated, RouterDeleted) directly, since that
+// domain's deciders and codec are being written beside this; networks, subnets and ports (the
+// router's too) go through the log.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { desiredRouters, RouterHost } from '../../agents/network/l3.js';
+import { NetworkAgent } from '../../agents/network/network.agent.js';
+import type { Message } from '../../domains/kernel/decider.js';
+import type { FloatingIp, Router } from '../../domains/network/network.types.js';
+import type { NetworkEvent } from '../../domains/network/network.view.js';
+import { networkCodecFor, networkDefinitions } from '../../infra/codecs/network.codec.js';
+import type { Actor, Reply } from '../../infra/envelope/envelope.js';
+import { ovsAvailable } from '../../infra/ovs/launcher.js';
+import { CommandBus } from '../../infra/runtime/command-bus.js';
+import { DeciderWorker } from '../../infra/runtime/decider-worker.js';
+import { openTestLog, type TestLog } from '../support/backends.js';
+import { inNs, sh, startSimHosts, type Guest, type SimNetwork } from '../support/ovs-hosts.js';
+import { until } from '../support/wait.js';
+
+const ADMIN: Actor = { userId: 'admin', projectId: 'admin', roles: ['admin'] };
+type M = Message & Record<string, unknown>;
+const available = await ovsAvailable().then(async (ok) => ok && (await sh('iptables-restore', '--version').then(() => true, () => false)));
+
+const RUN = `${process.pid}${Math.random().toString(36).slice(2, 5)}`;
+/** This run's router namespaces: qrouter-<run>-<router id>, so that a parallel run is left alone. */
+const PREFIX = `qrouter-${RUN}-`;
+const ROUTER = 'r1';
+const PORT = 7070;
+
+/** A TCP server in `ns` that answers each connection with the address it came from. */
+function peerEcho(ns: string): ChildProcess {
+  const code = `require('net').createServer((s) => s.end(s.remoteAddress + '\\n')).listen(${PORT}, '0.0.0.0')`;
+  return spawn('ip', ['netns', 'exec', ns, process.execPath, '-e', code], { stdio: 'ignore' });
+}
+
+/** What the server at ip:PORT saw as this guest's address ('' when it could not connect). */
+async function seenAs(from: Guest, ip: string): Promise<string> {
+  const code = `const s = require('net').connect(${PORT}, '${ip}'); let d = ''; s.setTimeout(1500, () => process.exit(2)); s.on('data', (x) => (d += x)); s.on('end', () => { process.stdout.write(d); process.exit(0); }); s.on('error', () => process.exit(1));`;
+  try {
+    return (await inNs(from.ns, process.execPath, '-e', code)).stdout.trim();
+  } catch {
+    return '';
+  }
+}
+
+describe.skipIf(!available)('routers and floating IPs on a host (issue 6 c: embedded log, userspace OVS, iptables, real packets)', () => {
+  let t: TestLog;
+  let domain: string;
+  let worker: DeciderWorker;
+  let bus: CommandBus;
+  let sim: SimNetwork;
+  const agents = new Map<string, NetworkAgent>();
+  const guests = new Map<string, Guest>();
+  const servers: ChildProcess[] = [];
+  let version = 1_000_000;
+
+  const send = async (aggregateType: string, id: string, command: M): Promise<Reply> => {
+    const reply = await bus.send({ domain, aggregateType, aggregateId: id, type: command.type, payload: networkCodecFor(aggregateType).encodeCommand(command), actor: ADMIN });
+    if (reply.kind !== 'accepted') throw new Error(`${command.type} ${id}: ${reply.rejection.message}`);
+    return reply;
+  };
+  const h1 = () => sim.hosts.find((x) => x.hostId === 'h1')!;
+  const l3Options = () => ({ namespacePrefix: PREFIX, vswitchdNetns: h1().ns });
+  const startAgent = async (hostId: string) => {
+    const h = sim.hosts.find((x) => x.hostId === hostId)!;
+    agents.set(
+      hostId,
+      await NetworkAgent.start({ log: t.log, topology: t.topology, domain, hostId, ovs: h.ovs, bridge: 'bint', tunnels: h.tunnels, resyncMs: 500, ...(hostId === 'h1' ? { l3: l3Options() } : {}) }),
+    );
+  };
+  const view = () => agents.get('h1')!.feed.view;
+  const port = (id: string) => view().ports.get(id);
+  /** Folds a router-domain event into both agents' views and asks them for a pass. */
+  const fold = (aggregateType: string, aggregateId: string, type: string, body: Record<string, unknown>) => {
+    for (const a of agents.values()) {
+      a.feed.view.apply({ aggregateType, aggregateId, type, version: ++version, ...body } as NetworkEvent);
+      a.reconcile();
+    }
+  };
+  const routerNs = `${PREFIX}${ROUTER}`;
+
+  async function network(id: string, vni: number, external = false) {
+    await send('network', id, {
+      type: 'CreateNetwork', segmentAllocated: true,
+      network: { id, name: id, projectId: 'tenant', adminStateUp: true, shared: false, external, mtu: 0, networkType: 'vxlan', physicalNetwork: '', segmentationId: vni },
+    });
+  }
+  async function subnet(id: string, networkId: string, cidr: string, gatewayIp: string) {
+    await send('subnet', id, {
+      type: 'CreateSubnet', noGateway: false,
+      subnet: { id, networkId, projectId: 'tenant', name: id, ipVersion: 4, cidr, gatewayIp, allocationPools: [], dnsNameservers: [], hostRoutes: [], enableDhcp: false },
+    });
+  }
+  async function createPort(id: string, networkId: string, subnetId: string, mac: string, ip: string, deviceOwner: string, deviceId: string) {
+    await send('port', id, {
+      type: 'CreatePort',
+      port: {
+        // Port security off: these tests are about routing; security groups have their own.
+        id, networkId, projectId: 'tenant', name: id, macAddress: mac, fixedIps: [{ subnetId, ipAddress: ip }],
+        deviceOwner, deviceId, securityGroups: [], portSecurityEnabled: false, allowedAddressPairs: [], adminStateUp: true,
+      },
+    });
+  }
+  async function guest(id: string, hostId: string, networkId: string, subnetId: string, mac: string, ip: string, gateway: string) {
+    await createPort(id, networkId, subnetId, mac, ip, 'compute:nova', `vm-${id}`);
+    const g = await sim.addGuest(hostId, id, { mac, ip });
+    await inNs(g.ns, 'ip', 'route', 'add', 'default', 'via', gateway);
+    guests.set(id, g);
+    await send('port', id, { type: 'BindPort', hostId });
+  }
+  const floatingIp = (association: { portId: string; fixedIpAddress: string; routerId: string } | null): FloatingIp => ({
+    id: 'fip1', projectId: 'tenant', floatingNetworkId: 'ext', floatingIpAddress: '203.0.113.20', portId: '', fixedIpAddress: '', routerId: '', status: 'DOWN', ...association,
+  });
+  const router: Router = { id: ROUTER, projectId: 'tenant', name: 'r1', adminStateUp: true, externalGatewayInfo: { networkId: 'ext', enableSnat: true, externalFixedIps: [{ subnetId: 'sub-ext', ipAddress: '203.0.113.2' }] } };
+
+  beforeAll(async () => {
+    t = await openTestLog('embedded', 4);
+    domain = `network-${t.domain}`;
+    worker = new DeciderWorker({ log: t.log, domain, aggregates: networkDefinitions, topology: t.topology, onError: (e) => console.error(`decider: ${e.message}`) });
+    await worker.start();
+    bus = await CommandBus.connect({ log: t.log, timeoutMs: 30_000 });
+    sim = await startSimHosts(['h1', 'h2']);
+    await startAgent('h1');
+    await startAgent('h2');
+
+    await network('net-a', 3001);
+    await network('net-b', 3002);
+    await network('ext', 3003, true);
+    await subnet('sub-a', 'net-a', '10.1.0.0/24', '10.1.0.1');
+    await subnet('sub-b', 'net-b', '10.2.0.0/24', '10.2.0.1');
+    await subnet('sub-ext', 'ext', '203.0.113.0/24', '203.0.113.1');
+    await guest('ga', 'h2', 'net-a', 'sub-a', '02:00:00:00:0a:05', '10.1.0.5', '10.1.0.1');
+    await guest('gb', 'h1', 'net-b', 'sub-b', '02:00:00:00:0b:05', '10.2.0.5', '10.2.0.1');
+    // The external guest's "upstream" gateway 203.0.113.1 does not exist: it reaches only its own subnet.
+    await guest('gx', 'h2', 'ext', 'sub-ext', '02:00:00:00:0e:0a', '203.0.113.10', '203.0.113.1');
+    servers.push(peerEcho(guests.get('gx')!.ns), peerEcho(guests.get('ga')!.ns));
+  }, 180_000);
+
+  afterAll(async () => {
+    for (const s of servers) if (s.pid) process.kill(s.pid);
+    for (const a of agents.values()) await a.close().catch(() => undefined);
+    // The router namespaces are this run's (PREFIX): remove their ports and namespaces.
+    if (sim) await new RouterHost({ ovs: h1().ovs, bridge: 'bint', ...l3Options() }).reconcile([]).catch((e) => console.error(e));
+    await sim?.close();
+    await bus?.close();
+    await worker?.stop();
+    await t?.close();
+  });
+
+  it('the L3 agent binds the router ports to its host, plugs them into the router namespace and they go ACTIVE', async () => {
+    const a = guests.get('ga')!;
+    expect(await sim.ping(a, '10.2.0.5', 1)).toBe(false); // no router yet
+    fold('router', ROUTER, 'RouterCreated', { router });
+    await createPort('rif-a', 'net-a', 'sub-a', '02:00:00:00:01:0a', '10.1.0.1', 'network:router_interface', ROUTER);
+    await createPort('rif-b', 'net-b', 'sub-b', '02:00:00:00:01:0b', '10.2.0.1', 'network:router_interface', ROUTER);
+    await createPort('rgw', 'ext', 'sub-ext', '02:00:00:00:01:0e', '203.0.113.2', 'network:router_gateway', ROUTER);
+    await until(() => ['rif-a', 'rif-b', 'rgw'].every((id) => port(id)?.hostId === 'h1' && port(id)?.status === 'ACTIVE'), 'router ports bound to h1 and ACTIVE', 30_000);
+
+    const links = JSON.parse((await sh('ip', '-n', routerNs, '-j', 'addr', 'show')).stdout) as { ifname: string; address: string; mtu: number; addr_info: { family: string; local: string; prefixlen: number }[] }[];
+    const summary = Object.fromEntries(
+      links.filter((l) => l.ifname !== 'lo').map((l) => [l.ifname, { mac: l.address, mtu: l.mtu, addresses: l.addr_info.filter((x) => x.family === 'inet').map((x) => `${x.local}/${x.prefixlen}`) }]),
+    );
+    expect(summary).toEqual({
+      'qr-rif-a': { mac: '02:00:00:00:01:0a', mtu: 1450, addresses: ['10.1.0.1/24'] },
+      'qr-rif-b': { mac: '02:00:00:00:01:0b', mtu: 1450, addresses: ['10.2.0.1/24'] },
+      'qg-rgw': { mac: '02:00:00:00:01:0e', mtu: 1450, addresses: ['203.0.113.2/24'] },
+    });
+    expect((await sh('ip', '-n', routerNs, 'route', 'show', 'default')).stdout.trim()).toBe('default via 203.0.113.1 dev qg-rgw');
+    // The ports are plugged where the host's vswitchd is, with Neutron's iface-id.
+    const plugged = (await h1().ovs.listPorts('bint')).filter((p) => p.type === 'internal').map((p) => [p.name, p.externalIds['iface-id']]);
+    expect(plugged.sort()).toEqual([['qg-rgw', 'rgw'], ['qr-rif-a', 'rif-a'], ['qr-rif-b', 'rif-b']]);
+  }, 60_000);
+
+  it('routes between the two subnets, untranslated, across the hosts', async () => {
+    const [a, b] = [guests.get('ga')!, guests.get('gb')!];
+    await until(() => sim.ping(a, '10.2.0.5'), 'A -> B through the router', 15_000);
+    expect(await sim.ping(b, '10.1.0.5', 3)).toBe(true);
+    // East-west is not SNATed: B sees A's own address.
+    servers.push(peerEcho(b.ns));
+    await until(async () => (await seenAs(a, '10.2.0.5')) !== '', 'B listening', 10_000);
+    expect(await seenAs(a, '10.2.0.5')).toBe('10.1.0.5');
+  }, 60_000);
+
+  it('SNAT: an inner guest reaches the external network as the gateway address; the outside cannot reach it directly', async () => {
+    const [a, x] = [guests.get('ga')!, guests.get('gx')!];
+    await until(async () => (await seenAs(a, '203.0.113.10')) !== '', 'A -> X', 15_000);
+    expect(await seenAs(a, '203.0.113.10')).toBe('203.0.113.2');
+    expect(await sim.ping(x, '203.0.113.20', 2)).toBe(false); // no floating IP yet
+  }, 60_000);
+
+  it('a floating IP makes the inner guest reachable from outside (DNAT), and it leaves with the floating address (SNAT)', async () => {
+    const [a, x] = [guests.get('ga')!, guests.get('gx')!];
+    fold('floating_ip', 'fip1', 'FloatingIpCreated', { floatingIp: floatingIp({ portId: 'ga', fixedIpAddress: '10.1.0.5', routerId: ROUTER }) });
+    await until(() => sim.ping(x, '203.0.113.20'), 'X -> floating IP', 15_000);
+    expect(await sim.ping(x, '203.0.113.20', 3)).toBe(true);
+    // The inner guest sees the external guest's own address; the outside sees it as its floating IP.
+    expect(await seenAs(x, '203.0.113.20')).toBe('203.0.113.10');
+    expect(await seenAs(a, '203.0.113.10')).toBe('203.0.113.20');
+    const nat = (await sh('ip', 'netns', 'exec', routerNs, 'iptables-save', '-t', 'nat')).stdout;
+    expect(nat).toContain('-A strata-dnat -d 203.0.113.20/32 -j DNAT --to-destination 10.1.0.5');
+  }, 60_000);
+
+  it('after disassociation the inner guest is unreachable from outside, and leaves as the gateway again', async () => {
+    const [a, x] = [guests.get('ga')!, guests.get('gx')!];
+    // A ping that keeps running across the change: one conntrack entry, which must not keep
+    // translating it (the router deletes the floating IP's conntrack entries, as Neutron does).
+    let replies = 0;
+    const pinger = spawn('ip', ['netns', 'exec', x.ns, 'ping', '-n', '-i', '0.2', '203.0.113.20'], { stdio: ['ignore', 'pipe', 'ignore'] });
+    pinger.stdout!.on('data', (d: Buffer) => (replies += (d.toString().match(/bytes from/g) ?? []).length));
+    try {
+      await until(() => replies >= 3, 'the running ping answered', 10_000);
+      fold('floating_ip', 'fip1', 'FloatingIpUpdated', { floatingIp: floatingIp(null) });
+      await until(async () => !(await sh('ip', '-n', routerNs, 'addr', 'show', 'dev', 'qg-rgw')).stdout.includes('203.0.113.20'), 'floating IP off qg-', 15_000);
+      await new Promise((r) => setTimeout(r, 300));
+      const atRemoval = replies;
+      await new Promise((r) => setTimeout(r, 1500));
+      expect(replies).toBe(atRemoval);
+    } finally {
+      pinger.kill();
+    }
+    expect(await sim.ping(x, '203.0.113.20', 3)).toBe(false);
+    expect(await seenAs(x, '203.0.113.20')).toBe('');
+    expect(await seenAs(a, '203.0.113.10')).toBe('203.0.113.2');
+    expect((await sh('ip', 'netns', 'exec', routerNs, 'iptables-save', '-t', 'nat')).stdout).not.toContain('203.0.113.20');
+  }, 60_000);
+
+  it('a second pass (as after an agent restart) finds the router as it should be and changes nothing', async () => {
+    const agent = agents.get('h1')!;
+    expect(await seenAs(guests.get('ga')!, '203.0.113.10')).toBe('203.0.113.2');
+    const before = { ...agent.routers!.stats };
+    const counters = async () => (await sh('ip', 'netns', 'exec', routerNs, 'iptables-save', '-c', '-t', 'nat')).stdout.match(/\[(\d+):\d+\] -A strata-snat -s 10\.1\.0\.0\/24/)?.[1];
+    const snatPackets = Number(await counters());
+    expect(snatPackets).toBeGreaterThan(0);
+    // A fresh executor, as a restarted agent has, against the namespace as it is.
+    const fresh = new RouterHost({ ovs: h1().ovs, bridge: 'bint', ...l3Options() });
+    await fresh.reconcile(desiredRouters(view(), 'h1', PREFIX));
+    expect(fresh.stats).toEqual({ namespacesCreated: 0, namespacesRemoved: 0, portsPlugged: 0, portsUnplugged: 0, addressesChanged: 0, routesChanged: 0, natApplied: 0 });
+    await new Promise((r) => setTimeout(r, 1200)); // two more passes of the running agent
+    expect(agent.routers!.stats).toEqual(before);
+    // The nat table was not rewritten: its counters kept counting.
+    expect(Number(await counters())).toBeGreaterThanOrEqual(snatPackets);
+    expect(await sim.ping(guests.get('ga')!, '10.2.0.5', 2)).toBe(true);
+  }, 60_000);
+
+  it('a deleted router loses its namespace and its OVS ports', async () => {
+    fold('router', ROUTER, 'RouterDeleted', { router });
+    await until(async () => !(await sh('ip', 'netns', 'list')).stdout.includes(routerNs), 'router namespace removed', 15_000);
+    const internal = (await h1().ovs.listPorts('bint')).filter((p) => p.type === 'internal');
+    expect(internal).toEqual([]);
+    expect(await sim.ping(guests.get('ga')!, '10.2.0.5', 2)).toBe(false);
+  }, 60_000);
+});
