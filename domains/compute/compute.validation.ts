@@ -224,6 +224,16 @@ export function validateInventory(field: string, inventory: unknown): void {
   }
 }
 
+/** An interface as a request makes it (CreateInstance, AttachInstanceInterface). */
+function requestedInterface(field: string, value: unknown): void {
+  present(field, value);
+  text(`${field}.port_id`, value.portId, 255, true);
+  text(`${field}.network_id`, value.networkId, 255, true);
+  text(`${field}.requested_ip`, value.requestedIp, 64, false);
+  text(`${field}.request_id`, value.requestId, 255, false);
+  if (value.preserveOnDelete && value.requestedIp) throw new InvalidArgumentError(`${field}.requested_ip`, 'applies only to a port the server makes (a network), not to a port given');
+}
+
 const VM_RESETS = ['active', 'error'] as const;
 const POWER = Object.values(POWER_STATES) as number[];
 
@@ -239,7 +249,38 @@ const COMMAND_RULES: Record<string, (c: Fields) => void> = {
     availabilityZone('availability_zone', c.availabilityZone);
     text('server_group_id', c.serverGroupId, 255, false);
     stringMap('metadata', c.metadata);
+    const interfaces = (c.interfaces as Fields[] | undefined) ?? [];
+    if (!Array.isArray(interfaces)) throw new InvalidArgumentError('interfaces', 'must be a list');
+    const ports = new Set<string>();
+    interfaces.forEach((i, n) => {
+      requestedInterface(`interfaces[${n}]`, i);
+      if (ports.has(i.portId as string)) throw new InvalidArgumentError(`interfaces[${n}].port_id`, `port ${i.portId} is asked for twice`);
+      ports.add(i.portId as string);
+    });
   },
+  AttachInstanceInterface: (c) => requestedInterface('interface', c.interface),
+  DetachInstanceInterface: (c) => {
+    text('port_id', c.portId, 255, true);
+    text('request_id', c.requestId, 255, false);
+  },
+  RecordInterfaceAllocation: (c) => {
+    text('port_id', c.portId, 255, true);
+    text('mac_address', c.macAddress, 64, true);
+    if (c.mtu !== undefined && c.mtu !== null) int('mtu', c.mtu, 0);
+    ((c.fixedIps as Fields[] | undefined) ?? []).forEach((f, n) => {
+      text(`fixed_ips[${n}].subnet_id`, f.subnetId, 255, true);
+      text(`fixed_ips[${n}].ip_address`, f.ipAddress, 64, true);
+      text(`fixed_ips[${n}].cidr`, f.cidr, 64, false);
+      text(`fixed_ips[${n}].gateway_ip`, f.gatewayIp, 64, false);
+    });
+  },
+  ReportInterfacePlugged: (c) => text('port_id', c.portId, 255, true),
+  ReportInterfaceUnplugged: (c) => text('port_id', c.portId, 255, true),
+  FailInstanceInterface: (c) => {
+    text('port_id', c.portId, 255, true);
+    text('message', c.message, 65535, false);
+  },
+  RemoveInstanceInterface: (c) => text('port_id', c.portId, 255, true),
   ResizeInstance: (c) => validateFlavorRef('flavor', c.flavor),
   RebuildInstance: (c) => text('image_id', c.imageId, 255, true),
   CreateInstanceImage: (c) => {

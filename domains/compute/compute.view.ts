@@ -4,6 +4,7 @@
 // again and knows what it knew. Kept mutable and indexed for speed (thousands of hosts).
 import type { Message } from '../kernel/decider.js';
 import type { FlavorRef } from './instance.actions.js';
+import { applyInterfaceEvent, INTERFACE_EVENTS, type InstanceInterface } from './instance.interfaces.js';
 import { POWER_STATES, type TaskState, type VmState } from './instance.states.js';
 import type { BootView } from './sagas/boot.saga.js';
 import type { GroupPolicy, HostState } from './scheduling/host-state.js';
@@ -39,8 +40,12 @@ export interface InstanceView extends BootView {
   migrationUri: string;
   /** Why the last action failed or the boot was rescheduled (Nova's fault message). */
   fault: string;
+  /** Its network interfaces (instance.interfaces.ts). */
+  interfaces: InstanceInterface[];
   version: number;
 }
+
+const INTERFACE_EVENT_TYPES = new Set<string>(INTERFACE_EVENTS);
 
 export interface HostView extends HostState {
   /** Where the host's agent serves ComputeAgentService; '' when it serves nothing. */
@@ -74,6 +79,8 @@ export class ComputeView {
   readonly hosts = new Map<string, HostView>();
   readonly serverGroups = new Map<string, ServerGroupView>();
   readonly aggregates = new Map<string, AggregateView>();
+  /** The server each port of an interface belongs to (kept after the server is deleted: its ports may still be let go). */
+  readonly portInstances = new Map<string, string>();
   /** Consumers (instance ids) holding a quota reservation, by project. */
   private readonly quotaHeld = new Set<string>();
 
@@ -125,8 +132,10 @@ export class ComputeView {
         instanceId: e.aggregateId, vm: 'building', task: 'scheduling', action: 'create', host: '', failedHosts: [], claimHosts: [], quotaHeld: this.quotaHeld.has(e.aggregateId), lastProgressMs: e.occurredAtMs,
         name: e.name, projectId: e.projectId, userId: e.userId, flavor: e.flavor ?? null, newFlavor: null, imageId: e.imageId,
         availabilityZone: e.availabilityZone ?? '', serverGroupId: e.serverGroupId ?? '', powerState: POWER_STATES.NOSTATE,
-        actionVersion: e.version, sourceHost: '', assigned: false, startTask: 'scheduling', actionImageId: '', offload: false, resultVm: 'active', migrationUri: '', fault: '', version: e.version,
+        actionVersion: e.version, sourceHost: '', assigned: false, startTask: 'scheduling', actionImageId: '', offload: false, resultVm: 'active', migrationUri: '', fault: '',
+        interfaces: (e.interfaces ?? []) as InstanceInterface[], version: e.version,
       };
+      for (const x of i.interfaces) this.portInstances.set(x.portId, i.instanceId);
       // Claims may precede the instance in the fold (other partitions): pick them up.
       for (const h of this.hosts.values()) if (h.claims.has(i.instanceId)) i.claimHosts.push(h.id);
       this.instances.set(e.aggregateId, i);
@@ -134,6 +143,10 @@ export class ComputeView {
     }
     if (!i) return;
     i.version = e.version;
+    if (INTERFACE_EVENT_TYPES.has(e.type) || e.type === 'InstanceActionCompleted') {
+      i.interfaces = applyInterfaceEvent(i.interfaces, e);
+      if (e.type === 'InstanceInterfaceRequested') this.portInstances.set(e.interface.portId, i.instanceId);
+    }
     switch (e.type) {
       case 'InstanceActionStarted':
         i.action = e.action;

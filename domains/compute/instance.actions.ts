@@ -2,6 +2,7 @@
 // what task_state it needs, whether the lock stops it, the task_state it starts with, and the
 // vm_state it ends in. The instance machine is generated from this table, so the table is the
 // single statement of which action is legal when; API errors and CLI help read it too.
+import type { InstanceInterface } from './instance.interfaces.js';
 import { ALLOW_REBOOT, type TaskState, type VmState } from './instance.states.js';
 
 export interface FlavorRef {
@@ -47,6 +48,8 @@ export interface InstanceContext {
   offloadOnShelve: boolean;
   /** Hosts this boot failed on, in order (the scheduler skips them; their count bounds retries). */
   failedHosts: string[];
+  /** Its network interfaces (Nova's VIFs), one per port (instance.interfaces.ts). */
+  interfaces: InstanceInterface[];
 }
 
 export type TaskGuard = 'null' | 'any' | readonly (TaskState | null)[];
@@ -120,6 +123,10 @@ export const INSTANCE_ACTIONS: readonly InstanceAction[] = [
   { name: 'changePassword', command: 'ChangeInstancePassword', lockChecked: true, vmStates: ['active'], task: 'null', mustHaveLaunched: true, startTask: task('updating_password'), result: to('active') },
   { name: 'update_metadata', command: 'SetInstanceMetadata', lockChecked: true, vmStates: ['active', 'paused', 'suspended', 'stopped'], task: ANY, mustHaveLaunched: true, startTask: () => null, result: same },
   { name: 'delete_metadata', command: 'DeleteInstanceMetadata', lockChecked: true, vmStates: ['active', 'paused', 'suspended', 'stopped'], task: ANY, mustHaveLaunched: true, startTask: () => null, result: same },
+  // os-interface: the port is made or claimed and bound by the conductor, plugged or unplugged by
+  // the host's agent (instance.interfaces.ts); the server's vm_state and task_state do not change.
+  { name: 'attach_interface', command: 'AttachInstanceInterface', lockChecked: true, vmStates: ['active', 'paused', 'stopped'], task: 'null', mustHaveLaunched: true, startTask: () => null, result: same },
+  { name: 'detach_interface', command: 'DetachInstanceInterface', lockChecked: true, vmStates: ['active', 'paused', 'stopped'], task: 'null', mustHaveLaunched: true, startTask: () => null, result: same },
   {
     name: 'resetState', command: 'ResetInstanceState', lockChecked: false, vmStates: ANY, task: ANY, mustHaveLaunched: false, adminOnly: true,
     startTask: () => null, result: (_i, c) => (c.vmState === 'error' ? 'error' : 'active'),

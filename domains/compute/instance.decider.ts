@@ -4,7 +4,7 @@ import type { Message } from '../kernel/decider.js';
 import { machineDecider, type MachineState } from '../kernel/machine-decider.js';
 import type { Rejection } from '../kernel/rejection.js';
 import { ACTION_BY_COMMAND, allowsTask, allowsVm, type InstanceContext } from './instance.actions.js';
-import { INSTANCE_COMMANDS, instanceMachine, isAdmin } from './instance.machine.js';
+import { INSTANCE_COMMANDS, INTERFACE_REPORTS, interfaceOf, instanceMachine, isAdmin } from './instance.machine.js';
 import { instanceStatus } from './instance.states.js';
 
 type Ev = Message & Record<string, any>;
@@ -30,7 +30,23 @@ export function explainInstance(state: MachineState, command: Ev, id: string, ad
     }
     if (a.command === 'DeleteInstanceMetadata') return { code: 'NOT_FOUND', message: `metadata key ${command.key} not found on instance ${id}` };
     if (a.command === 'ResizeInstance') return { code: 'INVALID_ARGUMENT', field: 'flavor', message: 'flavor: a resize needs a flavor other than the current one' };
+    // Nova's PortInUse (409) and PortNotFound (404).
+    if (a.command === 'AttachInstanceInterface') return { code: 'FAILED_PRECONDITION', state: 'in use', field: 'port_id', message: `Port ${command.interface?.portId} is still in use.` };
+    if (a.command === 'DetachInstanceInterface') {
+      const iface = interfaceOf(i, command.portId);
+      if (!iface) return { code: 'NOT_FOUND', field: 'port_id', message: `Port ${command.portId} is not attached to instance ${id}` };
+      return { code: 'FAILED_PRECONDITION', state: iface.state, message: `Port ${command.portId} of instance ${id} is ${iface.state}, not attached` };
+    }
     return undefined;
+  }
+  if (command.type in INTERFACE_REPORTS) {
+    const iface = interfaceOf(i, command.portId);
+    if (!iface) return { code: 'NOT_FOUND', field: 'port_id', message: `instance ${id} has no interface on port ${command.portId}` };
+    return {
+      code: 'FAILED_PRECONDITION',
+      state: iface.state,
+      message: `${command.type} is not allowed: the interface on port ${command.portId} of instance ${id} is ${iface.state} (wanted ${INTERFACE_REPORTS[command.type].join(' or ')})`,
+    };
   }
   if (['CompleteInstanceAction', 'FailInstanceAction', 'AdvanceInstanceTask', 'AssignInstanceHost', 'RescheduleInstance', 'ReportMigrationTarget'].includes(command.type)) {
     return {

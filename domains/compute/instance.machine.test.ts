@@ -88,6 +88,11 @@ const NOVA: Record<string, { allowed: VmState[] | 'any'; result: (from: VmState)
   SetInstanceMetadata: { allowed: ['active', 'paused', 'suspended', 'stopped'], result: (from) => from, command: { type: 'SetInstanceMetadata', items: { tier: 'gold' }, maxItems: 128 } },
   DeleteInstanceMetadata: { allowed: ['active', 'paused', 'suspended', 'stopped'], result: (from) => from, command: { type: 'DeleteInstanceMetadata', key: 'role' } },
   ResetInstanceState: { allowed: 'any', result: () => 'active', command: { type: 'ResetInstanceState', vmState: 'active' } },
+  // os-interface: active, paused, stopped (Nova's check_instance_state on attach_interface).
+  AttachInstanceInterface: {
+    allowed: ['active', 'paused', 'stopped'], result: (from) => from,
+    command: { type: 'AttachInstanceInterface', interface: { portId: 'port-9', networkId: 'net-1', requestedIp: '', preserveOnDelete: false, requestId: 'r9' } },
+  },
 };
 // Actions that need a finished first boot (everything but delete, lock, unlock, reset state).
 const NO_LAUNCH_NEEDED = new Set(['DeleteInstance', 'LockInstance', 'UnlockInstance', 'ResetInstanceState']);
@@ -112,7 +117,9 @@ describe('every server action from every vm_state', () => {
 
   it('covers every action the machine knows', () => {
     const machineActions = instanceDecider.allowedCommands(fold(instanceDecider, history('active')));
-    for (const c of machineActions) expect(Object.keys(NOVA).concat(['AdvanceInstanceTask', 'AssignInstanceHost', 'CompleteInstanceAction', 'FailInstanceAction', 'RescheduleInstance', 'ReportPowerState', 'ReportMigrationTarget'])).toContain(c);
+    const reports = ['AdvanceInstanceTask', 'AssignInstanceHost', 'CompleteInstanceAction', 'FailInstanceAction', 'RescheduleInstance', 'ReportPowerState', 'ReportMigrationTarget'];
+    const interfaces = ['DetachInstanceInterface', 'RecordInterfaceAllocation', 'ReportInterfacePlugged', 'ReportInterfaceUnplugged', 'FailInstanceInterface', 'RemoveInstanceInterface'];
+    for (const c of machineActions) expect(Object.keys(NOVA).concat(reports, interfaces)).toContain(c);
   });
 });
 
@@ -244,5 +251,85 @@ describe('boot, failure, resize and status', () => {
     expect(d.events.map((e) => e.type)).toEqual(['InstanceActionCompleted']);
     const gone = [created, ...d.events];
     expect(decide(gone, { type: 'StopInstance' }).decision).toMatchObject({ rejection: { code: 'NOT_FOUND' } });
+  });
+});
+
+describe('network interfaces (os-interface)', () => {
+  const given = { portId: 'port-user', networkId: 'net-1', requestedIp: '', preserveOnDelete: true, requestId: '' };
+  const made = { portId: 'port-made', networkId: 'net-1', requestedIp: '10.0.0.7', preserveOnDelete: false, requestId: '' };
+  const requested = (i: Record<string, unknown>) => ({ ...i, macAddress: '', fixedIps: [], mtu: 0, state: 'requested', fault: '' });
+  const bootWith = [
+    { ...created, interfaces: [requested(made), requested(given)] },
+    { type: 'InstanceHostAssigned', host: 'h1', node: 'h1', availabilityZone: 'az1' },
+  ] as M[];
+  const allocation = (portId: string, ip: string): M => ({
+    type: 'RecordInterfaceAllocation', portId, macAddress: 'fa:16:3e:00:00:01', fixedIps: [{ subnetId: 's1', ipAddress: ip, cidr: '10.0.0.0/24', gatewayIp: '10.0.0.1' }], mtu: 1450,
+  });
+  const ifaces = (state: MachineState) => (state.context as { interfaces: { portId: string; state: string; requestId: string; fault: string }[] }).interfaces;
+  const step = (events: M[], command: M, who = admin): M[] => {
+    const { decision } = decide(events, command, who);
+    if (!('events' in decision)) throw new Error(`${command.type} refused: ${decision.rejection.message}`);
+    return [...events, ...(decision.events as M[])];
+  };
+
+  it("a boot's interfaces are allocated by the conductor, and attached when the spawn completes", () => {
+    let h = step(bootWith, allocation('port-made', '10.0.0.7'));
+    expect(ifaces(fold(instanceDecider, h)).map((i) => i.state)).toEqual(['allocated', 'requested']);
+    h = step(h, allocation('port-user', '10.0.0.9'));
+    h = step(h, { type: 'CompleteInstanceAction', action: 'create' });
+    expect(ifaces(fold(instanceDecider, h)).map((i) => i.state)).toEqual(['attached', 'attached']);
+    // An allocation reported twice (a conductor that restarted with a new command id) is refused, naming the state.
+    expect(decide(h, allocation('port-made', '10.0.0.7')).decision).toMatchObject({ rejection: { code: 'FAILED_PRECONDITION', state: 'attached' } });
+  });
+
+  it('attach: requested -> allocated -> attached; a second attach of the port is PortInUse; locked servers refuse members', () => {
+    const active = history('active');
+    const attach: M = { type: 'AttachInstanceInterface', interface: { ...given, requestId: 'op-1' } };
+    let h = step(active, attach);
+    expect(ifaces(fold(instanceDecider, h))).toMatchObject([{ portId: 'port-user', state: 'requested', requestId: 'op-1' }]);
+    expect(decide(h, attach).decision).toMatchObject({ rejection: { code: 'FAILED_PRECONDITION', state: 'in use', message: 'Port port-user is still in use.' } });
+    h = step(h, allocation('port-user', '10.0.0.9'));
+    h = step(h, { type: 'ReportInterfacePlugged', portId: 'port-user' });
+    expect(h[h.length - 1]).toMatchObject({ type: 'InstanceInterfacePlugged', portId: 'port-user', requestId: 'op-1' });
+    expect(fold(instanceDecider, h).value).toBe('active');
+    const locked = [...active, { type: 'InstanceLocked', reason: 'audit', byAdmin: false }] as M[];
+    expect(decide(locked, attach, member).decision).toMatchObject({ rejection: { code: 'FAILED_PRECONDITION', state: 'locked' } });
+  });
+
+  it('detach: attached -> detaching -> detached -> removed; an unknown port is NOT_FOUND', () => {
+    let h = step(bootWith, allocation('port-made', '10.0.0.7'));
+    h = step(h, allocation('port-user', '10.0.0.9'));
+    h = step(h, { type: 'CompleteInstanceAction', action: 'create' });
+    expect(decide(h, { type: 'DetachInstanceInterface', portId: 'nope', requestId: 'd0' }).decision).toMatchObject({ rejection: { code: 'NOT_FOUND', field: 'port_id' } });
+    h = step(h, { type: 'DetachInstanceInterface', portId: 'port-made', requestId: 'd1' });
+    expect(decide(h, { type: 'DetachInstanceInterface', portId: 'port-made', requestId: 'd2' }).decision).toMatchObject({ rejection: { code: 'FAILED_PRECONDITION', state: 'detaching' } });
+    h = step(h, { type: 'ReportInterfaceUnplugged', portId: 'port-made' });
+    h = step(h, { type: 'RemoveInstanceInterface', portId: 'port-made' });
+    expect(h[h.length - 1]).toEqual({ type: 'InstanceInterfaceRemoved', portId: 'port-made', requestId: 'd1' });
+    expect(ifaces(fold(instanceDecider, h)).map((i) => i.portId)).toEqual(['port-user']);
+  });
+
+  it('a failed attach lets the interface go (detached, with the fault); a failed detach leaves it attached', () => {
+    let h = step(history('stopped'), { type: 'AttachInstanceInterface', interface: { ...made, requestId: 'op-2' } });
+    h = step(h, { type: 'FailInstanceInterface', portId: 'port-made', message: 'No more IP addresses available on subnet s1' });
+    expect(ifaces(fold(instanceDecider, h))).toMatchObject([{ state: 'detached', fault: 'No more IP addresses available on subnet s1' }]);
+    h = step(h, { type: 'RemoveInstanceInterface', portId: 'port-made' });
+    expect(ifaces(fold(instanceDecider, h))).toEqual([]);
+
+    let d = step(bootWith, allocation('port-made', '10.0.0.7'));
+    d = step(d, allocation('port-user', '10.0.0.9'));
+    d = step(d, { type: 'CompleteInstanceAction', action: 'create' });
+    d = step(d, { type: 'DetachInstanceInterface', portId: 'port-user', requestId: 'd3' });
+    d = step(d, { type: 'FailInstanceInterface', portId: 'port-user', message: 'the guest did not release the device' });
+    expect(ifaces(fold(instanceDecider, d)).find((i) => i.portId === 'port-user')).toMatchObject({ state: 'attached', fault: 'the guest did not release the device' });
+  });
+
+  it('refuses attach and detach in other vm_states and while a task runs, naming them', () => {
+    const attach: M = { type: 'AttachInstanceInterface', interface: { ...given, requestId: 'op-3' } };
+    expect(decide(history('suspended'), attach).decision).toMatchObject({
+      rejection: { code: 'FAILED_PRECONDITION', state: 'suspended', message: "Cannot 'attach_interface' instance i1 while it is in vm_state suspended" },
+    });
+    const stopping = [...history('active'), { type: 'InstanceActionStarted', action: 'stop', taskState: 'powering-off', resultVm: 'stopped' }] as M[];
+    expect(decide(stopping, attach).decision).toMatchObject({ rejection: { code: 'FAILED_PRECONDITION', state: 'active/powering-off' } });
   });
 });

@@ -7,6 +7,7 @@
 import { assign, enqueueActions, setup, type AnyStateMachine } from 'xstate';
 import type { CommandContext, Message } from '../kernel/decider.js';
 import { ACTION_BY_COMMAND, allowsTask, allowsVm, INSTANCE_ACTIONS, type FlavorRef, type InstanceAction, type InstanceContext } from './instance.actions.js';
+import { applyInterfaceEvent, INTERFACE_EVENTS, type InstanceInterface, type InterfaceState } from './instance.interfaces.js';
 import { POWER_STATES, VM_STATES, type TaskState, type VmState } from './instance.states.js';
 
 type Ev = Message & Record<string, any> & { meta?: CommandContext };
@@ -19,6 +20,7 @@ export const initialInstanceContext: Ctx = {
   name: '', projectId: '', userId: '', flavor: null, newFlavor: null, oldFlavor: null, imageId: '', keyName: '',
   availabilityZone: '', serverGroupId: '', metadata: {}, host: '', node: '', launched: false,
   locked: false, lockedReason: '', lockedByAdmin: false, powerState: POWER_STATES.NOSTATE, fault: null, offloadOnShelve: true, failedHosts: [], moveSource: '',
+  interfaces: [],
 };
 
 export const isAdmin = (e: Ev) => Boolean(e.meta?.actor.roles.includes('admin'));
@@ -42,8 +44,21 @@ export function actionAllowed(a: InstanceAction, i: Ctx, e: Ev): boolean {
   }
   if (a.command === 'DeleteInstanceMetadata' && !(e.key in i.metadata)) return false;
   if (a.command === 'ResizeInstance' && (!e.flavor || e.flavor.id === i.flavor?.id)) return false;
+  if (a.command === 'AttachInstanceInterface' && (!e.interface?.portId || i.interfaces.some((x) => x.portId === e.interface.portId))) return false;
+  if (a.command === 'DetachInstanceInterface' && interfaceOf(i, e.portId)?.state !== 'attached') return false;
   return true;
 }
+
+export const interfaceOf = (i: Pick<InstanceContext, 'interfaces'>, portId: string): InstanceInterface | undefined => i.interfaces.find((x) => x.portId === portId);
+
+/** The state an interface must be in for the conductor's or the agent's report on it. */
+export const INTERFACE_REPORTS: Readonly<Record<string, readonly InterfaceState[]>> = {
+  RecordInterfaceAllocation: ['requested'],
+  ReportInterfacePlugged: ['allocated'],
+  ReportInterfaceUnplugged: ['detaching'],
+  FailInstanceInterface: ['requested', 'allocated', 'detaching'],
+  RemoveInstanceInterface: ['detached'],
+};
 
 function startAction(a: InstanceAction) {
   return enqueueActions(({ context, event, enqueue }: { context: Ctx; event: Ev; enqueue: any }) => {
@@ -61,6 +76,12 @@ function startAction(a: InstanceAction) {
         return;
       case 'DeleteInstanceMetadata':
         enqueue.emit({ type: 'InstanceMetadataDeleted', key: event.key });
+        return;
+      case 'AttachInstanceInterface':
+        enqueue.emit({ type: 'InstanceInterfaceRequested', interface: { ...event.interface, state: 'requested', macAddress: '', fixedIps: [], mtu: 0, fault: '' } });
+        return;
+      case 'DetachInstanceInterface':
+        enqueue.emit({ type: 'InstanceInterfaceDetaching', portId: event.portId, requestId: event.requestId ?? '' });
         return;
     }
     if (startTask === null) {
@@ -133,6 +154,17 @@ const liveCommands = (vm: VmState) => {
       enqueue.emit({ type: 'InstanceRescheduled', failedHost: context.host, reason: String(event.reason ?? '') }),
     ),
   };
+  // The interfaces' progress: the conductor (port made or claimed and bound; let go), the agent (plugged, unplugged).
+  const reportable = ({ context, event }: { context: Ctx; event: Ev }) => (INTERFACE_REPORTS[event.type] ?? []).includes(interfaceOf(context, event.portId)?.state as InterfaceState);
+  const onInterface = (make: (i: InstanceInterface, e: Ev) => Record<string, unknown>) => ({
+    guard: reportable,
+    actions: enqueueActions(({ context, event, enqueue }: { context: Ctx; event: Ev; enqueue: any }) => enqueue.emit(make(interfaceOf(context, event.portId)!, event))),
+  });
+  on.RecordInterfaceAllocation = onInterface((i, e) => ({ type: 'InstanceInterfaceAllocated', portId: i.portId, macAddress: e.macAddress, fixedIps: e.fixedIps ?? [], mtu: e.mtu ?? 0 }));
+  on.ReportInterfacePlugged = onInterface((i) => ({ type: 'InstanceInterfacePlugged', portId: i.portId, requestId: i.requestId }));
+  on.ReportInterfaceUnplugged = onInterface((i) => ({ type: 'InstanceInterfaceUnplugged', portId: i.portId, requestId: i.requestId }));
+  on.FailInstanceInterface = onInterface((i, e) => ({ type: 'InstanceInterfaceFailed', portId: i.portId, requestId: i.requestId, message: String(e.message ?? ''), detaching: i.state === 'detaching' }));
+  on.RemoveInstanceInterface = onInterface((i) => ({ type: 'InstanceInterfaceRemoved', portId: i.portId, requestId: i.requestId }));
   on.ReportPowerState = {
     actions: enqueueActions(({ context, event, enqueue }: { context: Ctx; event: Ev; enqueue: any }) => {
       if (event.powerState !== context.powerState) enqueue.emit({ type: 'InstancePowerStateObserved', powerState: event.powerState });
@@ -167,6 +199,7 @@ const states: Record<string, unknown> = {
           name: event.name, projectId: event.projectId, userId: event.userId, flavor: event.flavor as FlavorRef, imageId: event.imageId,
           keyName: event.keyName ?? '', availabilityZone: event.availabilityZone ?? '', serverGroupId: event.serverGroupId ?? '',
           metadata: event.metadata ?? {}, vm: 'building' as VmState, task: 'scheduling' as TaskState, action: 'create', pendingVm: 'active' as VmState,
+          interfaces: (event.interfaces ?? []) as InstanceInterface[],
         })),
       },
     },
@@ -202,7 +235,7 @@ export const instanceMachine = setup({}).createMachine({
       })),
     },
     InstanceActionCompleted: toVm((c, e) => ({
-      task: null, action: null, pendingVm: null, fault: null,
+      task: null, action: null, pendingVm: null, fault: null, interfaces: applyInterfaceEvent(c.interfaces, e),
       launched: c.launched || e.action === 'create',
       previousVm: e.action === 'resize' || e.action === 'migrate' ? c.previousVm : null,
       flavor: (e.flavor as FlavorRef | null) ?? c.flavor,
@@ -222,6 +255,9 @@ export const instanceMachine = setup({}).createMachine({
       }),
     },
     InstancePowerStateObserved: { actions: assign(({ event }: { event: Ev }) => ({ powerState: event.powerState })) },
+    ...Object.fromEntries(
+      INTERFACE_EVENTS.map((type) => [type, { actions: assign(({ context, event }: { context: Ctx; event: Ev }) => ({ interfaces: applyInterfaceEvent(context.interfaces, event) })) }]),
+    ),
   } as never,
   states: states as never,
 }) as unknown as AnyStateMachine;
@@ -229,13 +265,13 @@ export const instanceMachine = setup({}).createMachine({
 export const INSTANCE_COMMANDS = [
   'CreateInstance', ...INSTANCE_ACTIONS.map((a) => a.command).filter((c, i, all) => all.indexOf(c) === i),
   'AdvanceInstanceTask', 'AssignInstanceHost', 'CompleteInstanceAction', 'FailInstanceAction', 'RescheduleInstance', 'ReportPowerState',
-  'ReportMigrationTarget',
+  'ReportMigrationTarget', 'RecordInterfaceAllocation', 'ReportInterfacePlugged', 'ReportInterfaceUnplugged', 'FailInstanceInterface', 'RemoveInstanceInterface',
 ] as const;
 
 export const INSTANCE_EVENTS = [
   'InstanceCreated', 'InstanceActionStarted', 'InstanceTaskChanged', 'InstanceRescheduled', 'InstanceHostAssigned', 'InstanceActionCompleted',
   'InstanceActionFailed', 'InstanceLocked', 'InstanceUnlocked', 'InstanceMetadataSet', 'InstanceMetadataDeleted', 'InstancePowerStateObserved',
-  'InstanceMigrationTargetReady',
+  'InstanceMigrationTargetReady', ...INTERFACE_EVENTS,
 ] as const;
 
 export { ACTION_BY_COMMAND };

@@ -55,7 +55,7 @@ const small = { id: 'f1', name: 'm1.small', vcpus: 1, ramMb: 2048, diskGb: 20, e
 const large = { id: 'f2', name: 'm1.large', vcpus: 4, ramMb: 8192, diskGb: 80, ephemeralGb: 10, swapMb: 1024, extraSpecs: { 'hw:cpu_policy': 'dedicated' } };
 const createInstance = (over: Record<string, unknown> = {}): M => ({
   type: 'CreateInstance', name: 'vm1', projectId: 'p1', userId: 'u1', flavor: small, imageId: 'img', keyName: 'alice key',
-  availabilityZone: '', serverGroupId: 'g1', metadata: { role: 'web' }, ...over,
+  availabilityZone: '', serverGroupId: 'g1', metadata: { role: 'web' }, interfaces: [], ...over,
 });
 /** An action's command, then the host's completion of it. */
 const act = (command: M): M[] => [command, { type: 'CompleteInstanceAction', action: ACTION_BY_COMMAND.get(command.type)!.name }];
@@ -211,6 +211,33 @@ describe('compute codec', () => {
       { type: 'RemoveAggregateHost', host: 'h1' },
       { type: 'DeleteAggregate' },
     ]);
+  });
+
+  it('carries network interfaces: a boot with two, an attach, a failed attach, a detach, a failed detach', () => {
+    const iface = (portId: string, over: Record<string, unknown> = {}) => ({
+      portId, networkId: 'net-1', requestedIp: '', preserveOnDelete: false, macAddress: '', fixedIps: [], mtu: 0, state: 'requested', requestId: '', fault: '', ...over,
+    });
+    const ip = (ipAddress: string, gatewayIp = '') => ({ subnetId: 's1', ipAddress, cidr: '10.0.0.0/24', gatewayIp });
+    const { decoded } = drive('instance', 'i-net', [
+      createInstance({ interfaces: [iface('p-made', { requestedIp: '10.0.0.5' }), iface('p-given', { preserveOnDelete: true })] }),
+      { type: 'AssignInstanceHost', host: 'h1', node: 'h1', availabilityZone: 'az1' },
+      { type: 'AdvanceInstanceTask', taskState: 'networking' },
+      { type: 'RecordInterfaceAllocation', portId: 'p-made', macAddress: 'fa:16:3e:00:00:05', fixedIps: [ip('10.0.0.5', '10.0.0.1')], mtu: 1450 },
+      { type: 'RecordInterfaceAllocation', portId: 'p-given', macAddress: 'fa:16:3e:00:00:06', fixedIps: [ip('10.0.0.6')], mtu: 0 },
+      { type: 'CompleteInstanceAction', action: 'create' },
+      { type: 'AttachInstanceInterface', interface: iface('p-hot', { requestId: 'op-1' }) },
+      { type: 'RecordInterfaceAllocation', portId: 'p-hot', macAddress: 'fa:16:3e:00:00:07', fixedIps: [], mtu: 1500 },
+      { type: 'ReportInterfacePlugged', portId: 'p-hot' },
+      { type: 'AttachInstanceInterface', interface: iface('p-full', { requestId: 'op-2' }) },
+      { type: 'FailInstanceInterface', portId: 'p-full', message: 'No more IP addresses available on network net-1' },
+      { type: 'RemoveInstanceInterface', portId: 'p-full' },
+      { type: 'DetachInstanceInterface', portId: 'p-hot', requestId: 'op-3' },
+      { type: 'FailInstanceInterface', portId: 'p-hot', message: 'the guest kept the device' },
+      { type: 'DetachInstanceInterface', portId: 'p-hot', requestId: 'op-4' },
+      { type: 'ReportInterfaceUnplugged', portId: 'p-hot' },
+      { type: 'RemoveInstanceInterface', portId: 'p-hot' },
+    ]);
+    expect((decoded.context as { interfaces: { portId: string; state: string }[] }).interfaces.map((i) => [i.portId, i.state])).toEqual([['p-made', 'attached'], ['p-given', 'attached']]);
   });
 
   it('has seen every command and event type of every compute aggregate (runs last)', () => {

@@ -3,6 +3,7 @@
 // knows how far the fold has got, so that no step is taken twice on a stale view.
 import { COMPUTE_DOMAIN } from '../../domains/compute/compute.types.js';
 import { ComputeView, type ComputeEvent } from '../../domains/compute/compute.view.js';
+import { INTERFACE_EVENTS } from '../../domains/compute/instance.interfaces.js';
 import { computeCodecFor } from '../codecs/compute.codec.js';
 import type { Log, LogRecord } from '../log/log.js';
 import type { TopologyOptions } from '../runtime/topology.js';
@@ -11,7 +12,7 @@ import { DomainFeed, decodeDomainEvent } from './domain.feed.js';
 /** The events the view folds; the others (flavors, key pairs, metadata) are skipped undecoded. */
 const FOLDED = new Set([
   'InstanceCreated', 'InstanceActionStarted', 'InstanceTaskChanged', 'InstanceRescheduled', 'InstanceHostAssigned', 'InstanceActionCompleted',
-  'InstanceActionFailed', 'InstancePowerStateObserved', 'InstanceMigrationTargetReady',
+  'InstanceActionFailed', 'InstancePowerStateObserved', 'InstanceMigrationTargetReady', ...INTERFACE_EVENTS,
   'HostRegistered', 'HostInventoryUpdated', 'HostHeartbeatRecorded', 'HostDisabled', 'HostEnabled', 'ResourcesClaimed', 'ResourcesReleased',
   'QuotaReserved', 'QuotaReleased',
   'ServerGroupCreated', 'ServerGroupMemberAdded', 'ServerGroupMemberRemoved', 'ServerGroupDeleted',

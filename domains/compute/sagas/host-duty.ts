@@ -15,6 +15,10 @@ export type HostDuty =
   | { kind: 'send'; uri: string }
   /** Run a plain action on the server that runs here. */
   | { kind: 'act'; action: string }
+  /** Plug an allocated interface into the guest (attach interface: hot-plugged if it runs). */
+  | { kind: 'plug'; portId: string }
+  /** Unplug a detaching interface from the guest. */
+  | { kind: 'unplug'; portId: string }
   /** Nothing to do for this server now. */
   | { kind: 'none' };
 
@@ -32,12 +36,30 @@ export function hostDuty(v: InstanceView, hostId: string): HostDuty {
     if (v.sourceHost === hostId && v.migrationUri) return { kind: 'send', uri: v.migrationUri };
     return { kind: 'none' };
   }
-  if (v.host !== hostId || v.action === null) return { kind: 'none' };
-  if (v.action === 'create') return v.assigned ? { kind: 'spawn' } : { kind: 'none' };
+  if (v.host !== hostId) return { kind: 'none' };
+  if (v.action === null) return interfaceDuty(v);
+  // A boot spawns once the conductor has made and bound the ports of its interfaces.
+  if (v.action === 'create') return v.assigned && !v.interfaces.some((i) => i.state === 'requested') ? { kind: 'spawn' } : { kind: 'none' };
   if (v.action === 'revertResize') return v.assigned ? { kind: 'receive' } : { kind: 'none' };
   if (MOVE_TASKS[v.action] && !(v.action === 'unshelve' && !v.assigned)) {
     if (!v.assigned) return { kind: 'none' };
     return v.action === 'unshelve' ? { kind: 'spawn' } : { kind: 'receive' };
   }
   return { kind: 'act', action: v.action };
+}
+
+/**
+ * VM states whose guest (running or not) is on its host and may have interfaces plugged or
+ * unplugged. Not suspended: the saved machine must come back with the devices it had (an
+ * interface allocated just before a suspend is plugged after the resume).
+ */
+const PLUGGABLE = new Set(['active', 'paused', 'stopped', 'rescued', 'resized', 'shelved']);
+
+/** Between actions: interfaces to plug (attached, or allocated during an action) and to unplug. */
+function interfaceDuty(v: InstanceView): HostDuty {
+  if (!PLUGGABLE.has(v.vm)) return { kind: 'none' };
+  const unplug = v.interfaces.find((i) => i.state === 'detaching');
+  if (unplug) return { kind: 'unplug', portId: unplug.portId };
+  const plug = v.interfaces.find((i) => i.state === 'allocated');
+  return plug ? { kind: 'plug', portId: plug.portId } : { kind: 'none' };
 }
