@@ -14,6 +14,7 @@
 import { performance } from 'node:perf_hooks';
 import { NetworkAgent } from '../agents/network/network.agent.js';
 import { compileFlows, type HostDesiredState } from '../agents/network/flows.js';
+import type { FirewallRule, PortFirewall } from '../agents/network/security-groups.js';
 import { Ovs } from '../agents/network/ovs.js';
 import type { Message } from '../domains/kernel/decider.js';
 import { networkCodecFor, networkDefinitions } from '../infra/codecs/network.codec.js';
@@ -39,10 +40,20 @@ const bridge = `bb${process.pid % 100000}`;
 await ovs.createBridge(bridge);
 
 try {
-  // 1. Rules per second.
+  // 1. Rules per second. Every port is in its project's default group, as Neutron makes it: all
+  // egress, ingress from the group's members (all the ports here: the worst case for remote groups).
+  const ipOf = (i: number) => `10.${i % 10}.${Math.floor(i / 250)}.${(i % 250) + 2}`;
+  const defaultGroup = (ports: number): PortFirewall => {
+    const members = Array.from({ length: ports }, (_, i) => ipOf(i));
+    const rule = (direction: 'ingress' | 'egress', ethertype: 'IPv4' | 'IPv6', group: boolean): FirewallRule => ({
+      direction, ethertype, protocol: null, portRangeMin: null, portRangeMax: null, remotePrefix: null,
+      remoteGroup: group ? { id: 'default', members: ethertype === 'IPv4' ? members : [] } : null,
+    });
+    return { stateful: true, rules: [rule('egress', 'IPv4', false), rule('egress', 'IPv6', false), rule('ingress', 'IPv4', true), rule('ingress', 'IPv6', true)] };
+  };
   const state = (ports: number): HostDesiredState => ({
     networks: Array.from({ length: 10 }, (_, n) => ({ networkId: `net-${n}`, vni: 5000 + n, tag: 5000 + n })),
-    ports: Array.from({ length: ports }, (_, i) => ({ portId: `p-${String(i).padStart(5, '0')}`, ofport: i + 1, mac: mac(i), ips: [`10.${i % 10}.${Math.floor(i / 250)}.${(i % 250) + 2}`], networkId: `net-${i % 10}`, portSecurity: true })),
+    ports: Array.from({ length: ports }, (_, i) => ({ portId: `p-${String(i).padStart(5, '0')}`, ofport: i + 1, mac: mac(i), ips: [ipOf(i)], networkId: `net-${i % 10}`, portSecurity: true, firewall: defaultGroup(ports) })),
     remotePorts: Array.from({ length: ports }, (_, i) => ({ mac: mac(100_000 + i), networkId: `net-${i % 10}`, hostId: `host-${i % 9}` })),
     tunnels: Array.from({ length: 9 }, (_, h) => ({ hostId: `host-${h}`, ofport: 60_000 + h })),
   });

@@ -16,6 +16,7 @@ import type { TopologyOptions } from '../../infra/runtime/topology.js';
 import { DomainFeed, decodeDomainEvent } from '../../infra/sagas/domain.feed.js';
 import { compileFlows, type HostDesiredState } from './flows.js';
 import type { Ovs } from './ovs.js';
+import { firewallFor, isTrustedPort, portAddresses } from './security-groups.js';
 
 export interface NetworkAgentOptions {
   log: Log;
@@ -49,6 +50,7 @@ export class NetworkAgent {
   private again = false;
   private closed = false;
   private applied: string | undefined;
+  private readonly warnedUngrouped = new Set<string>();
   private readonly actor: Actor;
   readonly stats = { tablesApplied: 0, reports: 0 };
 
@@ -115,14 +117,22 @@ export class NetworkAgent {
     });
     const state: HostDesiredState = {
       networks,
-      ports: local.map((p) => ({
-        portId: p.port.id,
-        ofport: plugged.get(p.port.id)!,
-        mac: p.port.macAddress,
-        ips: [...p.port.fixedIps.map((f) => f.ipAddress), ...p.port.allowedAddressPairs.map((a) => a.ipAddress)],
-        networkId: p.port.networkId,
-        portSecurity: p.port.portSecurityEnabled,
-      })),
+      ports: local.map((p) => {
+        const secured = p.port.portSecurityEnabled && !isTrustedPort(p.port);
+        if (secured && p.port.securityGroups.length === 0 && !this.warnedUngrouped.has(p.port.id)) {
+          this.warnedUngrouped.add(p.port.id);
+          console.warn(`network agent ${this.o.hostId}: port ${p.port.id} has port security and no security group: all its IP traffic is dropped (as in Neutron)`);
+        }
+        return {
+          portId: p.port.id,
+          ofport: plugged.get(p.port.id)!,
+          mac: p.port.macAddress,
+          ips: portAddresses(p.port),
+          networkId: p.port.networkId,
+          portSecurity: secured,
+          firewall: secured ? firewallFor(view, p.port) : null,
+        };
+      }),
       remotePorts: [...view.ports.values()]
         .filter((p) => p.hostId && p.hostId !== this.o.hostId && networkIds.has(p.port.networkId))
         .map((p) => ({ mac: p.port.macAddress, networkId: p.port.networkId, hostId: p.hostId })),

@@ -53,7 +53,7 @@ describe.skipIf(!available)('the network agent on two hosts (embedded log, users
       type: 'CreatePort',
       port: {
         id, networkId, projectId: `project-of-${networkId}`, name: id, macAddress: mac, fixedIps: [{ subnetId: `${networkId}-v4`, ipAddress: ip }],
-        deviceOwner: 'compute:nova', deviceId: `vm-${id}`, securityGroups: [], portSecurityEnabled: true, allowedAddressPairs: [], adminStateUp: true,
+        deviceOwner: 'compute:nova', deviceId: `vm-${id}`, securityGroups: ['sg-open'], portSecurityEnabled: true, allowedAddressPairs: [], adminStateUp: true,
       },
     });
     guests.set(id, await sim.addGuest(hostId, id, { mac, ip }));
@@ -67,6 +67,12 @@ describe.skipIf(!available)('the network agent on two hosts (embedded log, users
     await worker.start();
     bus = await CommandBus.connect({ log: t.log, timeoutMs: 30_000 });
     sim = await startSimHosts(['h1', 'h2']);
+    // Ports with port security and no group get no IP traffic (Neutron's rule): these are open to all.
+    await send('security_group', 'sg-open', { type: 'CreateSecurityGroup', securityGroup: { id: 'sg-open', projectId: 'project-sg', name: 'open', description: '', stateful: true, isDefault: false } });
+    await send('security_group', 'sg-open', {
+      type: 'AddSecurityGroupRule',
+      rule: { id: 'sg-open-in', direction: 'ingress', ethertype: 'IPv4', protocol: '', portRangeMin: null, portRangeMax: null, remoteIpPrefix: '', remoteGroupId: '', description: '' },
+    });
     await startAgent('h1');
     await startAgent('h2');
   }, 120_000);
