@@ -40,7 +40,7 @@ export interface SagaContext {
   requestId: string;
 }
 
-const step = (s: SagaContext, kind: string, id: string, name: string) => ({ commandId: `network/${s.projectId}/${s.requestId}/${kind}/${id}/${name}`, correlationId: s.requestId });
+export const step = (s: SagaContext, kind: string, id: string, name: string) => ({ commandId: `network/${s.projectId}/${s.requestId}/${kind}/${id}/${name}`, correlationId: s.requestId });
 
 /**
  * Creates a network. Without provider attributes it is a tenant network: VXLAN, with the lowest
@@ -112,18 +112,21 @@ const MAC_ATTEMPTS = 8;
 
 /**
  * Creates a port: quota, MAC, fixed IPs (each `{subnetId, ipAddress}`; '' = the next free one),
- * then the port. A given MAC that is taken is ALREADY_EXISTS; a drawn one is drawn again.
+ * then the port. A given MAC that is taken is ALREADY_EXISTS; a drawn one is drawn again. Router
+ * gateway and floating IP ports count against no quota (Neutron gives them no project).
  */
-export async function createPort(s: SagaContext, port: Port, wanted: FixedIp[], deviceOwner: string): Promise<Port> {
+export async function createPort(s: SagaContext, port: Port, wanted: FixedIp[], deviceOwner: string, options: { countQuota?: boolean } = {}): Promise<Port> {
   const undo: (() => Promise<unknown>)[] = [];
   const rollback = async () => {
     for (const u of undo.reverse()) await u();
   };
   const cmd = (name: string) => step(s, 'port', port.id, name);
   try {
-    const quota = await s.writer.reply('network_quota', s.projectId, { type: 'ReserveNetworkQuota', consumerId: port.id, usage: { port: 1 } }, s.actor, cmd('reserve'));
-    if (refused(quota)) throw new ApiError(refused(quota)!);
-    undo.push(() => s.writer.reply('network_quota', s.projectId, { type: 'ReleaseNetworkQuota', consumerId: port.id }, s.actor, cmd('release')));
+    if (options.countQuota ?? true) {
+      const quota = await s.writer.reply('network_quota', s.projectId, { type: 'ReserveNetworkQuota', consumerId: port.id, usage: { port: 1 } }, s.actor, cmd('reserve'));
+      if (refused(quota)) throw new ApiError(refused(quota)!);
+      undo.push(() => s.writer.reply('network_quota', s.projectId, { type: 'ReleaseNetworkQuota', consumerId: port.id }, s.actor, cmd('release')));
+    }
 
     let mac = port.macAddress;
     for (let attempt = 0; ; attempt++) {
@@ -157,10 +160,10 @@ export async function createPort(s: SagaContext, port: Port, wanted: FixedIp[], 
   }
 }
 
-/** Deletes a port and gives back everything it holds. */
-export async function deletePort(s: SagaContext, port: Port): Promise<void> {
+/** Deletes a port and gives back everything it holds; byOwner: its router or floating IP deletes it. */
+export async function deletePort(s: SagaContext, port: Port, byOwner = false): Promise<void> {
   const cmd = (name: string) => step(s, 'port', port.id, name);
-  await s.writer.send('port', port.id, { type: 'DeletePort' }, s.actor, cmd('delete'));
+  await s.writer.send('port', port.id, { type: 'DeletePort', ...(byOwner ? { byOwner } : {}) }, s.actor, cmd('delete'));
   for (const subnetId of new Set(port.fixedIps.map((f) => f.subnetId))) {
     await s.writer.send('subnet', subnetId, { type: 'ReleaseIp', portId: port.id, ipAddress: '' }, s.actor, cmd(`unip/${subnetId}`));
   }

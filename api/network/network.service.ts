@@ -21,9 +21,11 @@ import { networkPolicy, networkRule } from '../policy/network.policy.js';
 import type { Caller, Target } from '../policy/policy.js';
 import { createNetwork, createPort, DEFAULT_SEGMENT_RANGES, deleteNetwork, deletePort, type SagaContext, type SegmentRanges } from './network.sagas.js';
 import type { NetworkWriter } from './network.writer.js';
+import { disassociateFloatingIps } from './router.sagas.js';
+import { registerRouterRpcs } from './router.service.js';
 
-type Req = Record<string, any>;
-type Res = Record<string, unknown>;
+export type Req = Record<string, any>;
+export type Res = Record<string, unknown>;
 
 export interface NetworkServiceOptions {
   writer: NetworkWriter;
@@ -38,19 +40,19 @@ export const MAX_PAGE_SIZE = 1000;
 
 const camel = (s: string) => s.replace(/_([a-z])/g, (_, c: string) => c.toUpperCase());
 
-function required(field: string, value: unknown): string {
+export function required(field: string, value: unknown): string {
   if (typeof value !== 'string' || value === '') throw invalid(field, 'is required');
   return value;
 }
 
-function pageSize(req: Req): number {
+export function pageSize(req: Req): number {
   const n = Number(req.pageSize ?? 0);
   if (!Number.isInteger(n) || n < 0) throw invalid('page_size', `must be between 0 and ${MAX_PAGE_SIZE}`);
   if (n > MAX_PAGE_SIZE) throw invalid('page_size', `must be at most ${MAX_PAGE_SIZE}, got ${n}`);
   return n === 0 ? DEFAULT_PAGE_SIZE : n;
 }
 
-function requestIdOf(req: Req): string {
+export function requestIdOf(req: Req): string {
   const id = String(req.requestId ?? '');
   if (id.length > 128) throw invalid('request_id', `must be at most 128 characters, got ${id.length}`);
   // eslint-disable-next-line no-control-regex
@@ -58,20 +60,20 @@ function requestIdOf(req: Req): string {
   return id || randomUUID();
 }
 
-const derivedId = (kind: string, scope: string, requestId: string) => createHash('sha256').update(`strata/${kind}/${scope}/${requestId}`).digest('hex').slice(0, 32);
+export const derivedId = (kind: string, scope: string, requestId: string) => createHash('sha256').update(`strata/${kind}/${scope}/${requestId}`).digest('hex').slice(0, 32);
 
 /** The id of a project's default security group: one per project, whoever asks first. */
 export const defaultGroupId = (projectId: string) => derivedId('security_group', projectId, 'default');
 
-const callerProject = (c: Caller) => (c.scope.kind === 'project' ? c.scope.projectId : '');
+export const callerProject = (c: Caller) => (c.scope.kind === 'project' ? c.scope.projectId : '');
 
 /** The actor on commands: the admin role travels only for cloud admins (the deciders' admin checks). */
-const actorOf = (c: Caller): Actor => ({ userId: c.userId, projectId: callerProject(c), roles: c.isAdmin ? c.roles : c.roles.filter((r) => r !== 'admin') });
+export const actorOf = (c: Caller): Actor => ({ userId: c.userId, projectId: callerProject(c), roles: c.isAdmin ? c.roles : c.roles.filter((r) => r !== 'admin') });
 
-const mask = (req: Req) => ((req.updateMask?.paths ?? []) as string[]).map(camel);
+export const mask = (req: Req) => ((req.updateMask?.paths ?? []) as string[]).map(camel);
 
 /** One page of rows fetched with limit size + 1. */
-const page = <T extends { id: string }>(rows: T[], size: number) => {
+export const page = <T extends { id: string }>(rows: T[], size: number) => {
   const items = rows.slice(0, size);
   return { items, next: rows.length > size ? items[items.length - 1].id : '' };
 };
@@ -468,7 +470,9 @@ export function createNetworkService(o: NetworkServiceOptions): UntypedServiceIm
   rpc('DeletePort', async (req, c, enforce) => {
     const p = await visiblePort(required('id', req.id), c);
     enforce({ projectId: p.projectId });
-    await deletePort(saga(c, p.projectId, requestIdOf(req)), portOf(p));
+    const s = saga(c, p.projectId, requestIdOf(req));
+    await deletePort(s, portOf(p));
+    await disassociateFloatingIps(s, (await queries.listFloatingIps({ portId: p.id })).map((f) => f.id));
     return {};
   });
 
@@ -595,6 +599,8 @@ export function createNetworkService(o: NetworkServiceOptions): UntypedServiceIm
     await writer.send('security_group', r.securityGroupId, { type: 'RemoveSecurityGroupRule', ruleId: r.id }, actorOf(c));
     return {};
   });
+
+  registerRouterRpcs({ rpc, writer, queries, saga, ownerOf, mustHaveProject, visibleSubnet, visiblePort });
 
   return impl;
 }
