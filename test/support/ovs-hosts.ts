@@ -30,8 +30,8 @@ export interface Guest {
 
 export interface SimNetwork {
   hosts: SimHost[];
-  /** Plugs a guest namespace into a host's integration bridge as the port `portId`. */
-  addGuest(hostId: string, portId: string, g: { mac: string; ip: string; prefix?: number }): Promise<Guest>;
+  /** Plugs a guest namespace into a host's integration bridge as the port `portId` (no `ip`: no address, for DHCP). */
+  addGuest(hostId: string, portId: string, g: { mac: string; ip?: string; prefix?: number }): Promise<Guest>;
   /** Whether `from` gets an answer from `ip`. */
   ping(from: Guest, ip: string, count?: number): Promise<boolean>;
   close(): Promise<void>;
@@ -102,13 +102,13 @@ export async function startSimHosts(hostIds: string[]): Promise<SimNetwork> {
         const outer = `sg${n}${id}`;
         await sh('ip', 'link', 'add', outer, 'netns', h.ns, 'type', 'veth', 'peer', 'name', 'eth0', 'netns', ns);
         await inNs(ns, 'ip', 'link', 'set', 'eth0', 'address', g.mac, 'mtu', '1450');
-        await inNs(ns, 'ip', 'addr', 'add', `${g.ip}/${g.prefix ?? 24}`, 'dev', 'eth0');
+        if (g.ip) await inNs(ns, 'ip', 'addr', 'add', `${g.ip}/${g.prefix ?? 24}`, 'dev', 'eth0');
         await inNs(ns, 'ip', 'link', 'set', 'eth0', 'up');
         await inNs(ns, 'ethtool', '-K', 'eth0', 'tx', 'off');
         await inNs(h.ns, 'ip', 'link', 'set', outer, 'up');
         await inNs(h.ns, 'ethtool', '-K', outer, 'tx', 'off');
         await h.ovs.addPort('bint', outer, { externalIds: { 'iface-id': portId } });
-        return { ns, ip: g.ip, mac: g.mac };
+        return { ns, ip: g.ip ?? '', mac: g.mac };
       },
       async ping(from, ip, count = 1) {
         try {
