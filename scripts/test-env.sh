@@ -28,6 +28,7 @@ command -v ip >/dev/null || missing+=(iproute2)
 command -v ethtool >/dev/null || missing+=(ethtool)
 command -v ping >/dev/null || missing+=(iputils-ping)
 command -v dnsmasq >/dev/null || missing+=(dnsmasq-base)
+command -v iptables-restore >/dev/null && command -v conntrack >/dev/null || missing+=(iptables conntrack)  # the L3 agent's router namespaces
 if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
     echo "test-env: installing ${missing[*]}"
