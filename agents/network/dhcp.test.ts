@@ -65,6 +65,10 @@ describe('DHCP plans', () => {
     const { view: v, ports } = view();
     expect(planDhcp(v, [local(ports.b2, 4)])).toEqual([]);
     expect(planDhcp(v, [])).toEqual([]);
+    // A router interface holds the gateway address itself: no DHCP for it.
+    const routerPort = { ...port('r1', 'net-a', 'fa:16:3e:00:00:09', [{ subnetId: 'sa4', ipAddress: '10.0.0.1' }]), deviceOwner: 'network:router_interface' };
+    v.ports.set('r1', { port: routerPort, hostId: 'h1', status: 'ACTIVE', version: 1 });
+    expect(planDhcp(v, [local(routerPort, 9, false)])).toEqual([]);
     v.subnets.set('sa4', { ...v.subnets.get('sa4')!, enableDhcp: false });
     expect(planDhcp(v, [local(ports.a1, 1)])).toEqual([]);
   });

@@ -82,8 +82,9 @@ export interface DhcpServerPort {
 const byText = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0);
 
 /**
- * The DHCP servers this host needs: one per network that has a local port (wired, admin up) with a
- * fixed IP on an IPv4 subnet with DHCP enabled. Deterministic whatever the order of the inputs.
+ * The DHCP servers this host needs: one per network that has a local port (wired, admin up, not a
+ * network:* port) with a fixed IP on an IPv4 subnet with DHCP enabled. Deterministic whatever the
+ * order of the inputs.
  */
 export function planDhcp(view: Pick<NetworkView, 'networks' | 'subnets' | 'ports'>, localPorts: readonly LocalPort[]): DhcpNetworkPlan[] {
   const plans: DhcpNetworkPlan[] = [];
@@ -100,7 +101,10 @@ export function planDhcp(view: Pick<NetworkView, 'networks' | 'subnets' | 'ports
     const clients: DhcpClient[] = [];
     for (const local of [...localPorts].filter((p) => p.networkId === networkId).sort((a, b) => byText(a.portId, b.portId))) {
       const port = view.ports.get(local.portId)?.port;
-      const served = (port?.fixedIps ?? []).filter((f) => dhcpSubnets.has(f.subnetId));
+      // Routers' and other network:* ports hold their addresses themselves (a router interface
+      // even holds the gateway IP, the server's own address).
+      if (!port || port.deviceOwner.startsWith('network:')) continue;
+      const served = port.fixedIps.filter((f) => dhcpSubnets.has(f.subnetId));
       if (served.length === 0) continue;
       clients.push({ portId: local.portId, ofport: local.ofport, mac: local.mac.toLowerCase(), portSecurity: local.portSecurity });
       for (const f of served) hosts.push({ mac: local.mac.toLowerCase(), ip: f.ipAddress, subnetId: f.subnetId });
