@@ -193,7 +193,8 @@ function firewallTables(ports: LocalPort[]): string[] {
     for (const dir of [EGRESS, INGRESS]) {
       const at = `${dir.reg}=${p.ofport}`;
       const tr = `table=${dir.rules}`;
-      const rules = fw.rules.filter((x) => x.direction === dir.name);
+      // A remote group without members (of the rule's ethertype) lets nobody through: no flows.
+      const rules = fw.rules.filter((x) => x.direction === dir.name && (!x.remoteGroup || x.remoteGroup.members.length > 0));
       const plain = [...new Set(rules.filter((x) => !x.remoteGroup).flatMap(ruleMatches))].sort();
       if (!fw.stateful) {
         for (const m of plain) flows.push(`${tr},priority=70,${m},${at},actions=${dir.accept}`);
@@ -204,10 +205,6 @@ function firewallTables(ports: LocalPort[]): string[] {
         }
         continue;
       }
-      flows.push(`${tr},priority=130,ct_state=+inv+trk,${at},actions=drop`);
-      flows.push(`${tr},priority=125,ct_state=+trk,ct_mark=0x1,${at},actions=drop`);
-      flows.push(`${tr},priority=120,ct_state=+est-rel+rpl,ct_mark=0,${at},actions=${dir.accept}`);
-      flows.push(`${tr},priority=120,ct_state=+rel+rpl,ct_mark=0,${at},actions=${dir.accept}`);
       for (const v of VARIANTS) {
         const act = v.commit ? `ct(commit,zone=${dir.zone}),${dir.accept}` : dir.accept;
         for (const m of plain) flows.push(`${tr},priority=70,ct_state=${v.state},${m},${at},actions=${act}`);
@@ -220,10 +217,9 @@ function firewallTables(ports: LocalPort[]): string[] {
           }
         }
       }
-      // Established, and no rule allows it any more: mark the connection so its replies stop too.
-      for (const proto of ['ip', 'ipv6']) flows.push(`${tr},priority=40,ct_state=+est-rel-rpl,${proto},${at},actions=ct(commit,zone=${dir.zone},exec(set_field:0x1->ct_mark))`);
     }
   }
+  if (ports.some((p) => p.firewall)) flows.push(...sharedFirewallFlows());
   const ids = new Map([...conj.keys()].sort().map((k, i) => [k, i + 1]));
   const clause2 = new Map<string, number[]>();
   for (const [key, c] of conj) {
@@ -241,25 +237,44 @@ function firewallTables(ports: LocalPort[]): string[] {
   return flows;
 }
 
-/** A port's base tables: egress 30 (reg5 = the port), ingress 40 (reg7 = the port). */
+/**
+ * The firewall flows every filtered port shares: they find the port in its register (reg5 on the
+ * way out, reg7 on the way in). Only tracked packets (+trk) meet the conntrack ones: a stateless
+ * port's packets are never tracked.
+ */
+function sharedFirewallFlows(): string[] {
+  const flows: string[] = [];
+  // Egress: DHCP requests and ND before anything else.
+  flows.push('table=30,priority=120,udp,tp_src=68,tp_dst=67,actions=resubmit(,10)');
+  for (const type of ND_TYPES) flows.push(`table=30,priority=120,icmp6,icmp_type=${type},actions=resubmit(,10)`);
+  // Ingress: DHCP replies and ND pass; IP broadcasts and multicasts do not; other IP is checked
+  // (the port's own flow says how); the rest (ARP) passes.
+  flows.push(`table=40,priority=120,udp,tp_src=67,tp_dst=68,actions=${INGRESS.accept}`);
+  for (const type of ND_TYPES) flows.push(`table=40,priority=120,icmp6,icmp_type=${type},actions=${INGRESS.accept}`);
+  for (const proto of ['ip', 'ipv6']) flows.push(`table=40,priority=110,${proto},${BROADCAST},actions=drop`);
+  flows.push(`table=40,priority=90,actions=${INGRESS.accept}`);
+  for (const dir of [EGRESS, INGRESS]) {
+    const tr = `table=${dir.rules}`;
+    flows.push(`${tr},priority=130,ct_state=+inv+trk,actions=drop`);
+    flows.push(`${tr},priority=125,ct_state=+trk,ct_mark=0x1,actions=drop`);
+    flows.push(`${tr},priority=120,ct_state=+est-rel+rpl,ct_mark=0,actions=${dir.accept}`);
+    flows.push(`${tr},priority=120,ct_state=+rel+rpl,ct_mark=0,actions=${dir.accept}`);
+    // Established, and no rule allows it any more: mark the connection so its replies stop too.
+    for (const proto of ['ip', 'ipv6']) flows.push(`${tr},priority=40,ct_state=+est-rel-rpl,${proto},actions=ct(commit,zone=${dir.zone},exec(set_field:0x1->ct_mark))`);
+  }
+  return flows;
+}
+
+/** A port's own base flows: its source addresses on the way out, its tracking on the way in. */
 function portBaseFlows(p: LocalPort, fw: PortFirewall): string[] {
   const flows: string[] = [];
-  const out = `output:${p.ofport}`;
   const eg = `reg5=${p.ofport}`;
   const ig = `reg7=${p.ofport}`;
   const egressNext = fw.stateful ? `ct(table=31,zone=${EGRESS.zone})` : 'goto_table:31';
-  // Egress: DHCP and ND before anything; then the source address must be one of the port's.
-  flows.push(`table=30,priority=120,udp,${eg},tp_src=68,tp_dst=67,actions=resubmit(,10)`);
-  for (const type of ND_TYPES) flows.push(`table=30,priority=120,icmp6,${eg},icmp_type=${type},actions=resubmit(,10)`);
-  flows.push(`table=30,priority=120,ipv6,${eg},ipv6_src=fe80::/10,actions=${egressNext}`);
+  flows.push(`table=30,priority=115,ipv6,${eg},ipv6_src=fe80::/10,actions=${egressNext}`);
   for (const ip of [...p.ips].sort()) flows.push(`table=30,priority=110,${ip.includes(':') ? `ipv6,${eg},ipv6_src=${ip}` : `ip,${eg},nw_src=${ip}`},actions=${egressNext}`);
   flows.push(`table=30,priority=100,${eg},actions=drop`);
-  // Ingress: ARP, DHCP replies and ND pass; IP broadcasts and multicasts do not; the rest is checked.
-  flows.push(`table=40,priority=120,udp,${ig},tp_src=67,tp_dst=68,actions=${out}`);
-  for (const type of ND_TYPES) flows.push(`table=40,priority=120,icmp6,${ig},icmp_type=${type},actions=${out}`);
-  flows.push(`table=40,priority=110,ip,${ig},${BROADCAST},actions=drop`);
-  flows.push(`table=40,priority=110,ipv6,${ig},${BROADCAST},actions=drop`);
-  for (const proto of ['ip', 'ipv6']) flows.push(`table=40,priority=100,${proto},${ig},actions=${fw.stateful ? `ct(table=41,zone=${INGRESS.zone})` : 'goto_table:41'}`);
-  flows.push(`table=40,priority=90,${ig},actions=${out}`);
+  const ingressNext = fw.stateful ? `ct(table=41,zone=${INGRESS.zone})` : 'goto_table:41';
+  for (const proto of ['ip', 'ipv6']) flows.push(`table=40,priority=100,${proto},${ig},actions=${ingressNext}`);
   return flows;
 }
