@@ -16,7 +16,10 @@ import type { TopologyOptions } from '../../infra/runtime/topology.js';
 import { DomainFeed, decodeDomainEvent } from '../../infra/sagas/domain.feed.js';
 import { compileFlows, type HostDesiredState } from './flows.js';
 import type { Ovs } from './ovs.js';
+import { desiredRouters, floatingIpReports, RouterHost, routerPortsToBind, type L3Options } from './l3.js';
 import { firewallFor, isTrustedPort, portAddresses } from './security-groups.js';
+import { compileDhcpFlows, planDhcp } from './dhcp.js';
+import { DhcpServers, type DhcpServiceOptions } from './dnsmasq.js';
 
 export interface NetworkAgentOptions {
   log: Log;
@@ -33,6 +36,10 @@ export interface NetworkAgentOptions {
   resyncMs?: number;
   now?: () => number;
   onError?: (error: Error) => void;
+  /** Run routers here (l3.ts): bind the ports of unscheduled routers to this host, run their namespaces. */
+  l3?: true | L3Options;
+  /** Serve DHCP to this host's ports (dhcp.ts: a dnsmasq per network in a qdhcp namespace). */
+  dhcp?: DhcpServiceOptions;
 }
 
 const FOLDED = new Set([
@@ -53,6 +60,10 @@ export class NetworkAgent {
   private readonly warnedUngrouped = new Set<string>();
   private readonly actor: Actor;
   readonly stats = { tablesApplied: 0, reports: 0 };
+  /** This host's router namespaces, when the agent runs routers. */
+  readonly routers: RouterHost | undefined;
+  /** This host's DHCP servers, when the agent serves DHCP. */
+  readonly dhcp: DhcpServers | undefined;
 
   private constructor(
     private readonly o: NetworkAgentOptions,
@@ -60,6 +71,9 @@ export class NetworkAgent {
     private readonly bus: CommandBus,
   ) {
     this.actor = { userId: `strata-network-agent/${o.hostId}`, projectId: '', roles: ['admin', 'service'] };
+    const l3 = o.l3 === true ? {} : o.l3;
+    this.routers = l3 ? new RouterHost({ ovs: o.ovs, bridge: o.bridge, ...l3 }) : undefined;
+    this.dhcp = o.dhcp ? new DhcpServers(o.dhcp, o.hostId, o.ovs, o.bridge) : undefined;
   }
 
   static async start(o: NetworkAgentOptions): Promise<NetworkAgent> {
@@ -142,8 +156,14 @@ export class NetworkAgent {
   }
 
   private async reconcileNow(): Promise<void> {
+    // Routers first, so that their ports are plugged when the table is compiled; a router that
+    // fails must not hold back the other ports' table (its error is raised after it).
+    const l3Error = this.routers ? await this.reconcileRouters().then(() => undefined, (e: Error) => e) : undefined;
     const { state, wired, boundHere } = await this.desired();
-    const flows = compileFlows(state);
+    // DHCP servers before the table, which sends requests only to the servers that run; a network
+    // whose server fails is reported and retried at the next pass, the others are served.
+    const dhcp = this.dhcp ? await this.dhcp.reconcile(planDhcp(this.feed.view, state.ports), (e) => (this.o.onError ?? ((x) => console.error(`network agent ${this.o.hostId}: ${x.message}`)))(e)) : [];
+    const flows = [...compileFlows(state), ...compileDhcpFlows(dhcp, state.ports)];
     const text = flows.join('\n');
     if (text !== this.applied) {
       await this.o.ovs.replaceFlows(this.o.bridge, flows);
@@ -157,6 +177,36 @@ export class NetworkAgent {
       if (wired.has(id) && p.status !== 'ACTIVE') await this.report(id, p.version, 'ReportPortUp');
       else if (!wired.has(id) && p.status === 'ACTIVE') await this.report(id, p.version, 'ReportPortDown');
     }
+    if (l3Error) throw l3Error;
+  }
+
+  /** Binds unscheduled routers' ports here, converges the router namespaces, reports floating IPs. */
+  private async reconcileRouters(): Promise<void> {
+    const view = this.feed.view;
+    const l3 = this.o.l3 === true ? {} : (this.o.l3 ?? {});
+    for (const p of routerPortsToBind(view, this.o.hostId)) {
+      await this.sendAs('port', p.portId, { type: 'BindPort', hostId: this.o.hostId }, `l3-agent/${this.o.hostId}/${p.portId}/${p.version}/BindPort`);
+    }
+    const routers = desiredRouters(view, this.o.hostId, l3.namespacePrefix);
+    await this.routers!.reconcile(routers);
+    for (const f of floatingIpReports(view, this.o.hostId, routers)) {
+      await this.sendAs('floating_ip', f.floatingIpId, { type: 'ReportFloatingIpStatus', status: f.status, portId: f.portId }, `l3-agent/${this.o.hostId}/${f.floatingIpId}/${f.version}/${f.status}`);
+    }
+  }
+
+  private async sendAs(aggregateType: string, aggregateId: string, command: Message & Record<string, unknown>, commandId: string): Promise<void> {
+    const reply: Reply = await this.bus.send({
+      domain: this.feed.domain,
+      aggregateType,
+      aggregateId,
+      type: command.type,
+      payload: networkCodecFor(aggregateType).encodeCommand(command),
+      actor: this.actor,
+      // Keyed on the resource's version: a restarted agent repeating it meets the original reply.
+      commandId,
+      issuedAtMs: (this.o.now ?? Date.now)(),
+    });
+    if (reply.kind === 'accepted') await this.feed.caughtUp(reply.position, reply.events.length);
   }
 
   private async report(portId: string, version: number, type: 'ReportPortUp' | 'ReportPortDown'): Promise<void> {
