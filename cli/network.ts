@@ -1,5 +1,6 @@
-// The network commands of the strata CLI: network, subnet, port, security-group and
-// security-group-rule, each create|list|show|set|delete (rules: no set), with the flags of the
+// The network commands of the strata CLI: network, subnet, port, security-group,
+// security-group-rule, router and floating-ip, each create|list|show|set|delete (rules: no set;
+// routers and floating IPs also unset, routers add|remove subnet|port), with the flags of the
 // openstack client where it has them (--subnet-range, --fixed-ip subnet=S,ip-address=A,
 // --dst-port 80:90, --provider-network-type). Resources are named by id or by name; tables for
 // people, JSON with --output json. Refusals exit as every command does (cli/common.ts).
@@ -8,13 +9,15 @@ import { print } from './output.js';
 
 type Obj = Record<string, any>;
 
-export const NETWORK_COMMANDS = ['network', 'subnet', 'port', 'security-group', 'security-group-rule'];
+export const NETWORK_COMMANDS = ['network', 'subnet', 'port', 'security-group', 'security-group-rule', 'router', 'floating-ip'];
 
 export const NETWORK_HELP = `  network create|list|show|set|delete
   subnet create|list|show|set|delete
   port create|list|show|set|delete
   security-group create|list|show|set|delete
-  security-group-rule create|list|show|delete`;
+  security-group-rule create|list|show|delete
+  router create|list|show|set|unset|delete|add subnet|add port|remove subnet|remove port
+  floating-ip create|list|show|set|unset|delete`;
 
 /** KEY=VALUE,KEY=VALUE options (--fixed-ip subnet=S,ip-address=A) into objects. */
 function pairs(values: unknown, flag: string, keys: string[]): Record<string, string>[] {
@@ -45,6 +48,13 @@ const networkId = (ctx: Context, v: string) => resolve(ctx, 'ListNetworks', 'net
 const subnetId = (ctx: Context, v: string) => resolve(ctx, 'ListSubnets', 'subnets', 'subnet', v);
 const portId = (ctx: Context, v: string) => resolve(ctx, 'ListPorts', 'ports', 'port', v);
 const groupId = (ctx: Context, v: string) => resolve(ctx, 'ListSecurityGroups', 'securityGroups', 'security group', v);
+const routerId = (ctx: Context, v: string) => resolve(ctx, 'ListRouters', 'routers', 'router', v);
+
+/** A floating IP's id from its id or its address. */
+async function floatingIpId(ctx: Context, idOrAddress: string): Promise<string> {
+  const res = await ctx.client().call('ListFloatingIps', { floatingIpAddress: idOrAddress });
+  return (res.floatingIps as Obj[])[0]?.id ?? idOrAddress;
+}
 
 /** A list as a table, or as JSON under its field with the next page token. */
 function printList(ctx: Context, res: Obj, field: string, jsonField: string, rows: Obj[], columns: string[]): void {
@@ -423,6 +433,183 @@ Default: ingress, IPv4, any protocol from anywhere. A rule the group has already
   }
 }
 
+// ---- routers -------------------------------------------------------------------------------
+
+const routerRow = (r: Obj): Obj => ({
+  ...r,
+  externalGateway: r.externalGatewayInfo ? `${r.externalGatewayInfo.networkId}${r.externalGatewayInfo.enableSnat ? '' : ' (no snat)'}` : '',
+  interfaces: (r.interfacesInfo as Obj[]).length,
+});
+
+/** --external-gateway with its SNAT and fixed-IP flags, as external_gateway_info (undefined: not given). */
+async function gatewayInfo(ctx: Context, values: Obj): Promise<Obj | undefined> {
+  const network = str(values['external-gateway']);
+  const enableSnat = flag(values, 'enable-snat', 'disable-snat');
+  const fixed = pairs(values['fixed-ip'], '--fixed-ip', ['subnet', 'ip-address']);
+  if (!network) {
+    if (enableSnat !== undefined || fixed.length > 0) throw new UsageError('--enable-snat, --disable-snat and --fixed-ip go with --external-gateway');
+    return undefined;
+  }
+  const externalFixedIps = [];
+  for (const f of fixed) externalFixedIps.push({ subnetId: f.subnet ? await subnetId(ctx, f.subnet) : '', ipAddress: f['ip-address'] ?? '' });
+  return { networkId: await networkId(ctx, network), ...(enableSnat === undefined ? {} : { enableSnat }), externalFixedIps };
+}
+
+const GATEWAY = {
+  'external-gateway': { type: 'string' }, 'enable-snat': { type: 'boolean' }, 'disable-snat': { type: 'boolean' }, 'fixed-ip': { type: 'string', multiple: true },
+} as const;
+
+async function routerCommand(ctx: Context, argv: string[]): Promise<void> {
+  const usage = `Usage: strata router create NAME [--external-gateway NET [--enable-snat|--disable-snat] [--fixed-ip subnet=S,ip-address=A]...]
+           [--disable] [--project ID] [--request-id R]
+       strata router list [--name N] [--external-gateway NET] [--page-size N] [--page-token T]
+       strata router show ID|NAME
+       strata router set ID|NAME [--name N] [--enable|--disable] [--external-gateway NET [--enable-snat|--disable-snat] [--fixed-ip ...]]
+       strata router unset ID|NAME --external-gateway
+       strata router add subnet ROUTER SUBNET
+       strata router add port ROUTER PORT
+       strata router remove subnet ROUTER SUBNET
+       strata router remove port ROUTER PORT
+       strata router delete ID|NAME
+The gateway is a port on an external network with an address of its subnet; SNAT and the
+gateway's addresses are for admins. Adding a subnet makes a port holding its gateway IP; removing
+an interface deletes its port. A router with interfaces cannot be deleted, nor an interface or
+gateway floating IPs need (exit 8).`;
+  const [verb, ...rest] = argv;
+  const client = ctx.client();
+  const columns = ['id', 'name', 'status', 'adminStateUp', 'externalGateway', 'interfaces'];
+  switch (verb) {
+    case 'create': {
+      const { values, positionals } = parse(rest, { disable: { type: 'boolean' }, project: { type: 'string' }, 'request-id': { type: 'string' }, ...GATEWAY }, usage);
+      const externalGatewayInfo = await gatewayInfo(ctx, values);
+      const router = { name: need(positionals, 'router', usage), projectId: str(values.project) ?? '', ...(externalGatewayInfo ? { externalGatewayInfo } : {}) };
+      return print(ctx.output, (await client.call('CreateRouter', { router, adminStateUp: !values.disable, requestId: str(values['request-id']) ?? '' })).router);
+    }
+    case 'list': {
+      const { values } = parse(rest, { name: { type: 'string' }, 'external-gateway': { type: 'string' }, ...PAGE }, usage);
+      const gateway = str(values['external-gateway']) ? await networkId(ctx, str(values['external-gateway'])!) : '';
+      const res = await client.call('ListRouters', { name: str(values.name) ?? '', externalNetworkId: gateway, ...paging(values) });
+      return printList(ctx, res, 'routers', 'routers', res.routers.map(routerRow), columns);
+    }
+    case 'show': {
+      const { positionals } = parse(rest, {}, usage);
+      const r = (await client.call('GetRouter', { id: await routerId(ctx, need(positionals, 'router', usage)) })).router;
+      if (ctx.output === 'json') return print(ctx.output, r);
+      const { interfacesInfo, ...shown } = routerRow(r);
+      print(ctx.output, shown);
+      console.log('');
+      return print(ctx.output, interfacesInfo, ['portId', 'subnetId', 'ipAddress']);
+    }
+    case 'set': {
+      const { values, positionals } = parse(rest, { name: { type: 'string' }, enable: { type: 'boolean' }, disable: { type: 'boolean' }, ...GATEWAY }, usage);
+      const id = await routerId(ctx, need(positionals, 'router', usage));
+      const { value, paths } = patch({ name: str(values.name), adminStateUp: flag(values, 'enable', 'disable'), externalGatewayInfo: await gatewayInfo(ctx, values) });
+      return print(ctx.output, (await client.call('UpdateRouter', { router: { ...value, id }, updateMask: { paths } })).router);
+    }
+    case 'unset': {
+      const { values, positionals } = parse(rest, { 'external-gateway': { type: 'boolean' } }, usage);
+      const id = await routerId(ctx, need(positionals, 'router', usage));
+      if (!values['external-gateway']) throw new UsageError(`name what to unset (--external-gateway)\n\n${usage}`);
+      return print(ctx.output, (await client.call('UpdateRouter', { router: { id }, updateMask: { paths: ['external_gateway_info'] } })).router);
+    }
+    case 'add':
+    case 'remove': {
+      const [what, ...args] = rest;
+      if (what !== 'subnet' && what !== 'port') throw new UsageError(`strata router ${verb} subnet|port ROUTER ${what === undefined ? 'SUBNET|PORT' : `(not "${what}")`}\n\n${usage}`);
+      const { positionals } = parse(args, {}, usage);
+      const id = await routerId(ctx, need(positionals, 'router', usage));
+      const target = need(positionals.slice(1), what, usage);
+      const named = what === 'subnet' ? { subnetId: await subnetId(ctx, target) } : { portId: await portId(ctx, target) };
+      const res = await client.call(verb === 'add' ? 'AddRouterInterface' : 'RemoveRouterInterface', { routerId: id, ...named });
+      return done(ctx, `${what} ${target} ${verb === 'add' ? 'added to' : 'removed from'} router ${id} (port ${res.portId})`, res);
+    }
+    case 'delete': {
+      const { positionals } = parse(rest, {}, usage);
+      const id = await routerId(ctx, need(positionals, 'router', usage));
+      await client.call('DeleteRouter', { id });
+      return done(ctx, `router ${id} deleted`, { deleted: id });
+    }
+    default:
+      helpOrUsage(verb, usage);
+  }
+}
+
+// ---- floating IPs --------------------------------------------------------------------------
+
+async function floatingIpCommand(ctx: Context, argv: string[]): Promise<void> {
+  const usage = `Usage: strata floating-ip create NETWORK [--port PORT [--fixed-ip-address A]] [--floating-ip-address A] [--project ID] [--request-id R]
+       strata floating-ip list [--port PORT] [--router ROUTER] [--network NET] [--status ACTIVE|DOWN|ERROR] [--floating-ip-address A]
+                               [--page-size N] [--page-token T]
+       strata floating-ip show ID|ADDRESS
+       strata floating-ip set ID|ADDRESS --port PORT [--fixed-ip-address A]
+       strata floating-ip unset ID|ADDRESS --port
+       strata floating-ip delete ID|ADDRESS
+A floating IP takes an address of an external network (--floating-ip-address: admins). With a
+port, it goes through the router whose interface is on the port's subnet and whose gateway is on
+that network (none: exit 3); it is DOWN until the L3 agent has set it up.`;
+  const [verb, ...rest] = argv;
+  const client = ctx.client();
+  const columns = ['id', 'floatingIpAddress', 'fixedIpAddress', 'portId', 'routerId', 'status'];
+  switch (verb) {
+    case 'create': {
+      const { values, positionals } = parse(
+        rest,
+        { port: { type: 'string' }, 'fixed-ip-address': { type: 'string' }, 'floating-ip-address': { type: 'string' }, project: { type: 'string' }, 'request-id': { type: 'string' } },
+        usage,
+      );
+      const floatingIp = {
+        floatingNetworkId: await networkId(ctx, need(positionals, 'network', usage)),
+        portId: str(values.port) ? await portId(ctx, str(values.port)!) : '',
+        fixedIpAddress: str(values['fixed-ip-address']) ?? '',
+        floatingIpAddress: str(values['floating-ip-address']) ?? '',
+        projectId: str(values.project) ?? '',
+      };
+      return print(ctx.output, (await client.call('CreateFloatingIp', { floatingIp, requestId: str(values['request-id']) ?? '' })).floatingIp);
+    }
+    case 'list': {
+      const { values } = parse(
+        rest,
+        { port: { type: 'string' }, router: { type: 'string' }, network: { type: 'string' }, status: { type: 'string' }, 'floating-ip-address': { type: 'string' }, ...PAGE },
+        usage,
+      );
+      const res = await client.call('ListFloatingIps', {
+        portId: str(values.port) ? await portId(ctx, str(values.port)!) : '',
+        routerId: str(values.router) ? await routerId(ctx, str(values.router)!) : '',
+        floatingNetworkId: str(values.network) ? await networkId(ctx, str(values.network)!) : '',
+        status: str(values.status) ?? '',
+        floatingIpAddress: str(values['floating-ip-address']) ?? '',
+        ...paging(values),
+      });
+      return printList(ctx, res, 'floatingIps', 'floating_ips', res.floatingIps, columns);
+    }
+    case 'show': {
+      const { positionals } = parse(rest, {}, usage);
+      return print(ctx.output, (await client.call('GetFloatingIp', { id: await floatingIpId(ctx, need(positionals, 'floating IP', usage)) })).floatingIp);
+    }
+    case 'set': {
+      const { values, positionals } = parse(rest, { port: { type: 'string' }, 'fixed-ip-address': { type: 'string' } }, usage);
+      const id = await floatingIpId(ctx, need(positionals, 'floating IP', usage));
+      if (!str(values.port)) throw new UsageError(`--port is required\n\n${usage}`);
+      const { value, paths } = patch({ portId: await portId(ctx, str(values.port)!), fixedIpAddress: str(values['fixed-ip-address']) });
+      return print(ctx.output, (await client.call('UpdateFloatingIp', { floatingIp: { ...value, id }, updateMask: { paths } })).floatingIp);
+    }
+    case 'unset': {
+      const { values, positionals } = parse(rest, { port: { type: 'boolean' } }, usage);
+      const id = await floatingIpId(ctx, need(positionals, 'floating IP', usage));
+      if (!values.port) throw new UsageError(`name what to unset (--port)\n\n${usage}`);
+      return print(ctx.output, (await client.call('UpdateFloatingIp', { floatingIp: { id, portId: '' }, updateMask: { paths: ['port_id'] } })).floatingIp);
+    }
+    case 'delete': {
+      const { positionals } = parse(rest, {}, usage);
+      const id = await floatingIpId(ctx, need(positionals, 'floating IP', usage));
+      await client.call('DeleteFloatingIp', { id });
+      return done(ctx, `floating IP ${id} deleted`, { deleted: id });
+    }
+    default:
+      helpOrUsage(verb, usage);
+  }
+}
+
 export async function networkCommand(ctx: Context, command: string, argv: string[]): Promise<void> {
   switch (command) {
     case 'network':
@@ -435,6 +622,10 @@ export async function networkCommand(ctx: Context, command: string, argv: string
       return securityGroupCommand(ctx, argv);
     case 'security-group-rule':
       return ruleCommand(ctx, argv);
+    case 'router':
+      return routerCommand(ctx, argv);
+    case 'floating-ip':
+      return floatingIpCommand(ctx, argv);
     default:
       throw new UsageError(`unknown command ${command}`);
   }

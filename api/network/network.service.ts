@@ -1,10 +1,11 @@
 // NetworkService: every RPC authenticates the caller, enforces its policy rule
 // (api/policy/network.policy.ts), validates input with the domain's field rules, then sends
 // commands (NetworkWriter; the multi-aggregate ones as the sagas of network.sagas.ts) or reads the
-// network read models. Writes return once the read model shows them. Another project's resource
-// is NOT_FOUND before any rule is asked (a shared network is everyone's to see and to put ports
-// on). A project's "default" security group is made on its first network, port or security group
-// call, and a port that names no group (with port security on) gets it.
+// network read models; routers and floating IPs are router.service.ts's. Writes return once the
+// read model shows them. Another project's resource is NOT_FOUND before any rule is asked (a
+// shared network is everyone's to see and to put ports on; an external one everyone's to see). A
+// project's "default" security group is made on its first network, port or security group call,
+// and a port that names no group (with port security on) gets it.
 import { SpanKind, SpanStatusCode, context, trace } from '@opentelemetry/api';
 import type { ServerUnaryCall, sendUnaryData, UntypedServiceImplementation } from '@grpc/grpc-js';
 import { createHash, randomUUID } from 'node:crypto';
@@ -237,8 +238,10 @@ export function createNetworkService(o: NetworkServiceOptions): UntypedServiceIm
   );
 
   rpc('GetNetwork', withDefault(async (req, c, enforce) => {
-    const n = await visibleNetwork(required('id', req.id), c);
-    if (!n.shared) enforce({ projectId: n.projectId });
+    // Neutron: external networks are everyone's to see (routers' gateways, floating IPs).
+    const external = await queries.getNetwork(required('id', req.id));
+    const n = external?.external ? external : await visibleNetwork(required('id', req.id), c);
+    if (!n.shared && !n.external) enforce({ projectId: n.projectId });
     return { network: networkView(n, c.isAdmin) };
   }));
 
@@ -247,7 +250,7 @@ export function createNetworkService(o: NetworkServiceOptions): UntypedServiceIm
     withDefault(async (req, c) => {
       const size = pageSize(req);
       const scope = c.isAdmin && (req.allProjects || !callerProject(c)) ? {} : { projectId: mustHaveProject(c) };
-      const rows = await queries.listNetworks({ ...scope, name: String(req.name ?? ''), limit: size + 1, marker: String(req.pageToken ?? '') });
+      const rows = await queries.listNetworks({ ...scope, withExternal: true, name: String(req.name ?? ''), limit: size + 1, marker: String(req.pageToken ?? '') });
       const { items, next } = page(rows, size);
       return { networks: items.map((n) => networkView(n, c.isAdmin)), nextPageToken: next };
     }),

@@ -173,13 +173,13 @@ export class NetworkQueries {
     return row && networkOf(row, (await this.subnetIds([id])).get(id) ?? []);
   }
 
-  /** A project's networks and the shared ones (projectId undefined: all). */
-  async listNetworks(options: { projectId?: string; name?: string } & Page = {}): Promise<NetworkRecord[]> {
+  /** A project's networks and the shared ones, and with withExternal the external ones (projectId undefined: all). */
+  async listNetworks(options: { projectId?: string; name?: string; withExternal?: boolean } & Page = {}): Promise<NetworkRecord[]> {
     const where: string[] = [];
     const params: unknown[] = [];
     if (options.projectId !== undefined) {
       params.push(options.projectId);
-      where.push(`(project_id = $${params.length} OR shared = 1)`);
+      where.push(`(project_id = $${params.length} OR shared = 1${options.withExternal ? ' OR external = 1' : ''})`);
     }
     if (options.name) {
       params.push(options.name);

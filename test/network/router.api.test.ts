@@ -58,6 +58,11 @@ describe('NetworkService routers and floating IPs', () => {
     expect((await bob.client.call('ListRouters', {})).routers).toEqual([]);
     expect(await errorOf(bob.client.call('GetRouter', { id: router.id }))).toMatchObject({ code: NOT_FOUND });
 
+    // External networks are everyone's to see (Neutron), not to put ports on.
+    expect((await bob.client.call('ListNetworks', {})).networks.map((n: any) => n.id)).toEqual([ext.id]);
+    expect((await bob.client.call('GetNetwork', { id: ext.id })).network).toMatchObject({ external: true, subnets: [extSubnet.id] });
+    expect(await errorOf(bob.client.call('CreatePort', { port: { networkId: ext.id } }))).toMatchObject({ code: NOT_FOUND });
+
     const { network } = await networkWithSubnet(alice, '10.60.0.0/24');
     const before = (await alice.client.call('ListRouters', {})).routers.length;
     expect(await errorOf(alice.client.call('CreateRouter', { router: { externalGatewayInfo: { networkId: network.id } } }))).toMatchObject({
