@@ -28,8 +28,13 @@ export interface NetworkAgentOptions {
   ovs: Ovs;
   /** The integration bridge (netdev, fail_mode=secure). */
   bridge: string;
-  /** The VXLAN tunnel port to each other host on the integration bridge. */
-  tunnels: { hostId: string; ofport: number }[];
+  /**
+   * Where this host's VXLAN tunnels end. The agent registers it (RegisterNetworkAgent) and keeps a
+   * tunnel port to every other registered agent on the integration bridge. Unset: no tunnels.
+   */
+  tunnelIp?: string;
+  /** Tunnel ports made by someone else (simulated hosts wired in advance), instead of registration. */
+  tunnels?: { hostId: string; ofport: number }[];
   /** The network domain's name (tests isolate themselves by it); default 'network'. */
   domain?: string;
   /** Period of the full pass that notices devices plugged or unplugged (default 2 s). */
@@ -49,7 +54,19 @@ const FOLDED = new Set([
   'PortCreated', 'PortUpdated', 'PortDeleted', 'PortBound', 'PortUnbound', 'PortStatusChanged',
   'RouterCreated', 'RouterUpdated', 'RouterGatewaySet', 'RouterGatewayCleared', 'RouterInterfaceAdded', 'RouterInterfaceRemoved', 'RouterDeleted',
   'FloatingIpCreated', 'FloatingIpUpdated', 'FloatingIpStatusChanged', 'FloatingIpDeleted',
+  'NetworkAgentRegistered', 'NetworkAgentRemoved',
 ]);
+
+/** The external id that marks a tunnel port the agent made, with the peer host as its value. */
+const TUNNEL_PEER = 'strata-tunnel-peer';
+
+/** `vx` + the peer's IPv4 address in hex (Neutron names them vxlan-<hex>; interface names stop at 15 characters), or a hash of an IPv6 one. */
+export function tunnelPortName(ip: string): string {
+  if (!ip.includes(':')) return `vx${ip.split('.').map((o) => Number(o).toString(16).padStart(2, '0')).join('')}`;
+  let h = 0x811c9dc5;
+  for (const c of ip) h = Math.imul(h ^ c.charCodeAt(0), 0x01000193) >>> 0;
+  return `vx6${h.toString(16).padStart(8, '0')}`;
+}
 
 export class NetworkAgent {
   private timer: NodeJS.Timeout | undefined;
@@ -86,6 +103,7 @@ export class NetworkAgent {
     });
     const bus = await CommandBus.connect({ log: o.log, timeoutMs: 30_000 });
     const agent = new NetworkAgent(o, feed, bus);
+    if (o.tunnelIp) await agent.register(o.tunnelIp);
     feed.onChange(() => agent.reconcile());
     await agent.reconcileNow();
     agent.timer = setInterval(() => agent.reconcile(), o.resyncMs ?? 2000);
@@ -113,8 +131,48 @@ export class NetworkAgent {
       });
   }
 
+  /** Records this host's agent (its tunnel address and roles); the decider ignores a registration that changes nothing. */
+  private async register(tunnelIp: string): Promise<void> {
+    const agent = { hostId: this.o.hostId, tunnelIp, l3: Boolean(this.o.l3), dhcp: Boolean(this.o.dhcp) };
+    const reply = await this.bus.send({
+      domain: this.feed.domain,
+      aggregateType: 'network_agent',
+      aggregateId: this.o.hostId,
+      type: 'RegisterNetworkAgent',
+      payload: networkCodecFor('network_agent').encodeCommand({ type: 'RegisterNetworkAgent', agent } as Message),
+      actor: this.actor,
+      issuedAtMs: (this.o.now ?? Date.now)(),
+    });
+    if (reply.kind !== 'accepted') throw new Error(`network agent ${this.o.hostId}: registration refused: ${reply.rejection.message}`);
+    await this.feed.caughtUp(reply.position, reply.events.length);
+  }
+
+  /**
+   * A VXLAN port to every other registered agent (named after the peer's address, marked with its
+   * host), none to agents that are gone; returns the tunnels by host with their ofports.
+   */
+  private async ensureTunnels(): Promise<{ hostId: string; ofport: number }[]> {
+    if (this.o.tunnels) return this.o.tunnels;
+    if (!this.o.tunnelIp) return [];
+    const peers = [...this.feed.view.agents.values()].filter((a) => a.hostId !== this.o.hostId);
+    const existing = (await this.o.ovs.listPorts(this.o.bridge)).filter((p) => p.externalIds[TUNNEL_PEER] !== undefined);
+    const tunnels: { hostId: string; ofport: number }[] = [];
+    const wanted = new Set<string>();
+    for (const peer of peers) {
+      const name = tunnelPortName(peer.tunnelIp);
+      wanted.add(name);
+      const have = existing.find((p) => p.name === name && p.externalIds[TUNNEL_PEER] === peer.hostId && p.ofport > 0);
+      const ofport =
+        have?.ofport ??
+        (await this.o.ovs.addPort(this.o.bridge, name, { type: 'vxlan', options: { remote_ip: peer.tunnelIp, local_ip: this.o.tunnelIp, key: 'flow' }, externalIds: { [TUNNEL_PEER]: peer.hostId } }));
+      tunnels.push({ hostId: peer.hostId, ofport });
+    }
+    for (const p of existing) if (!wanted.has(p.name)) await this.o.ovs.deletePort(this.o.bridge, p.name);
+    return tunnels;
+  }
+
   /** The desired state of this host from the view and the bridge's plugged devices. */
-  private async desired(): Promise<{ state: HostDesiredState; wired: Set<string>; boundHere: string[] }> {
+  private async desired(tunnels: { hostId: string; ofport: number }[]): Promise<{ state: HostDesiredState; wired: Set<string>; boundHere: string[] }> {
     const view = this.feed.view;
     const plugged = new Map<string, number>();
     for (const p of await this.o.ovs.listPorts(this.o.bridge)) {
@@ -150,7 +208,7 @@ export class NetworkAgent {
       remotePorts: [...view.ports.values()]
         .filter((p) => p.hostId && p.hostId !== this.o.hostId && networkIds.has(p.port.networkId))
         .map((p) => ({ mac: p.port.macAddress, networkId: p.port.networkId, hostId: p.hostId })),
-      tunnels: this.o.tunnels,
+      tunnels,
     };
     return { state, wired: new Set(local.map((p) => p.port.id)), boundHere: boundHere.map((p) => p.port.id) };
   }
@@ -159,7 +217,7 @@ export class NetworkAgent {
     // Routers first, so that their ports are plugged when the table is compiled; a router that
     // fails must not hold back the other ports' table (its error is raised after it).
     const l3Error = this.routers ? await this.reconcileRouters().then(() => undefined, (e: Error) => e) : undefined;
-    const { state, wired, boundHere } = await this.desired();
+    const { state, wired, boundHere } = await this.desired(await this.ensureTunnels());
     // DHCP servers before the table, which sends requests only to the servers that run; a network
     // whose server fails is reported and retried at the next pass, the others are served.
     const dhcp = this.dhcp ? await this.dhcp.reconcile(planDhcp(this.feed.view, state.ports), (e) => (this.o.onError ?? ((x) => console.error(`network agent ${this.o.hostId}: ${x.message}`)))(e)) : [];

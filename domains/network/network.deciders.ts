@@ -1,12 +1,13 @@
 // The deciders of the network domain: networks (with their MAC registry), segment pools, subnets
 // (with their IPAM), ports, security groups (with their rules), routers (with their interfaces),
-// floating IPs and project quotas. Each machine
+// floating IPs, project quotas and the hosts' network agents. Each machine
 // states its own refusals (networkRefusal, subnetRefusal, ...): the guard refuses when the refusal
 // is defined, and explain returns that refusal, so the rule and its message are one function.
 import type { AnyStateMachine } from 'xstate';
 import type { CommandContext, Message } from '../kernel/decider.js';
 import { machineDecider, type MachineState } from '../kernel/machine-decider.js';
 import type { Rejection } from '../kernel/rejection.js';
+import { NETWORK_AGENT_COMMANDS, NETWORK_AGENT_EVENTS, networkAgentMachine, networkAgentRefusal, type NetworkAgentContext } from './network-agent.machine.js';
 import { exceededNetworkQuota, NETWORK_QUOTA_COMMANDS, NETWORK_QUOTA_EVENTS, networkQuotaMachine, type NetworkQuotaContext } from './network-quota.machine.js';
 import { FLOATING_IP_COMMANDS, FLOATING_IP_EVENTS, floatingIpMachine, floatingIpRefusal, type FloatingIpContext } from './floating-ip.machine.js';
 import { NETWORK_COMMANDS, NETWORK_EVENTS, networkMachine, networkRefusal, type NetworkContext } from './network.machine.js';
@@ -68,6 +69,7 @@ export const networkAggregates: NetworkAggregate[] = [
   define('router', routerMachine, ROUTER_COMMANDS, ROUTER_EVENTS, whenLive('CreateRouter', (c: RouterContext, e) => routerRefusal(c, e)), { creation: 'CreateRouter' }),
   define('floating_ip', floatingIpMachine, FLOATING_IP_COMMANDS, FLOATING_IP_EVENTS, whenLive('CreateFloatingIp', (c: FloatingIpContext, e) => floatingIpRefusal(c, e)), { creation: 'CreateFloatingIp' }),
   define('network_quota', networkQuotaMachine, NETWORK_QUOTA_COMMANDS, NETWORK_QUOTA_EVENTS, quotaRefusal, { absentState: 'tracking' }),
+  define('network_agent', networkAgentMachine, NETWORK_AGENT_COMMANDS, NETWORK_AGENT_EVENTS, (state, e) => networkAgentRefusal(state.context as unknown as NetworkAgentContext, e), { absentState: 'tracking' }),
 ];
 
 export const networkAggregate = (aggregateType: string): NetworkAggregate => {

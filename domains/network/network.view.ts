@@ -1,9 +1,11 @@
 // What the network agents know of the network domain: a fold of its events into networks (their
 // segment), subnets, security groups with their rules, ports (their network, addresses,
 // binding and status), routers (their gateway; their interfaces and gateway are ports with the
-// router's device owners) and floating IPs (their association and status). Pure and deterministic, like
+// router's device owners), floating IPs (their association and status) and the hosts' network
+// agents (where their tunnels end). Pure and deterministic, like
 // the compute view: a restarted agent folds the log again and knows what it knew.
 import type { Message } from '../kernel/decider.js';
+import type { NetworkAgentRecord } from './network-agent.machine.js';
 import type { FloatingIp, Network, Port, Router, SecurityGroup, SecurityGroupRule, Subnet } from './network.types.js';
 
 /** A decoded network event with where it came from. */
@@ -39,6 +41,8 @@ export class NetworkView {
   readonly ports = new Map<string, PortView>();
   readonly routers = new Map<string, RouterView>();
   readonly floatingIps = new Map<string, FloatingIpView>();
+  /** Registered network agents by host id. */
+  readonly agents = new Map<string, NetworkAgentRecord>();
 
   /** Folds one event; returns the id of the resource it changed. */
   apply(e: NetworkEvent): string | undefined {
@@ -51,6 +55,12 @@ export class NetworkView {
     if (e.aggregateType === 'security_group') return this.applySecurityGroup(e);
     if (e.aggregateType === 'router') return this.applyRouter(e);
     if (e.aggregateType === 'floating_ip') return this.applyFloatingIp(e);
+    if (e.aggregateType === 'network_agent') {
+      if (e.type === 'NetworkAgentRegistered') this.agents.set(e.aggregateId, e.agent as NetworkAgentRecord);
+      else if (e.type === 'NetworkAgentRemoved') this.agents.delete(e.aggregateId);
+      else return undefined;
+      return e.aggregateId;
+    }
     if (e.aggregateType === 'network') {
       if (e.type === 'NetworkCreated' || e.type === 'NetworkUpdated') this.networks.set(e.aggregateId, e.network as Network);
       else if (e.type === 'NetworkDeleted') this.networks.delete(e.aggregateId);

@@ -18,8 +18,10 @@ export interface SimHost {
   hostId: string;
   ns: string;
   ovs: Ovs;
-  /** The tunnel port to each other host on `bint`. */
+  /** The tunnel port to each other host on `bint` (none when the agents register their tunnels). */
   tunnels: { hostId: string; ofport: number }[];
+  /** The host's underlay address, where its VXLAN tunnels end. */
+  tunnelIp: string;
 }
 
 export interface Guest {
@@ -37,7 +39,12 @@ export interface SimNetwork {
   close(): Promise<void>;
 }
 
-export async function startSimHosts(hostIds: string[]): Promise<SimNetwork> {
+export interface SimOptions {
+  /** Leave the tunnels to the network agents (NetworkAgentOptions.tunnelIp) instead of wiring them here. */
+  agentTunnels?: boolean;
+}
+
+export async function startSimHosts(hostIds: string[], options: SimOptions = {}): Promise<SimNetwork> {
   const id = `${process.pid % 1000}${Math.random().toString(36).slice(2, 5)}`;
   const subnet = 10 + (process.pid % 200);
   const namespaces: string[] = [];
@@ -81,9 +88,9 @@ export async function startSimHosts(hostIds: string[]): Promise<SimNetwork> {
       await inNs(ns, 'ip', 'addr', 'add', `172.29.${subnet}.${i + 1}/24`, 'dev', 'bphy');
       await inNs(ns, 'ip', 'link', 'set', 'bphy', 'up');
       await ovs.createBridge('bint');
-      hosts.push({ hostId, ns, ovs, tunnels: [] });
+      hosts.push({ hostId, ns, ovs, tunnels: [], tunnelIp: `172.29.${subnet}.${i + 1}` });
     }
-    for (const [i, h] of hosts.entries()) {
+    for (const [i, h] of options.agentTunnels ? [] : hosts.entries()) {
       for (const [j, other] of hosts.entries()) {
         if (i === j) continue;
         const ofport = 100 + j;
