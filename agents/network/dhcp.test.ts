@@ -5,7 +5,7 @@ import { describe, expect, it } from 'vitest';
 import type { Network, Port, Subnet } from '../../domains/network/network.types.js';
 import { NetworkView } from '../../domains/network/network.view.js';
 import {
-  compileDhcpFlows, dhcpDeviceNames, dhcpServerMac, dnsmasqArgs, hostsChangeNeedsRestart, hostsFileText, optionsFileText, planDhcp,
+  compileDhcpFlows, dhcpDeviceNames, dhcpServerMac, dnsmasqArgs, hostsChangeNeedsRestart, hostsFileText, keptLeases, optionsFileText, planDhcp,
   type DhcpServerPort,
 } from './dhcp.js';
 import type { LocalPort } from './flows.js';
@@ -109,6 +109,17 @@ describe('dnsmasq files and command line', () => {
     expect(hostsChangeNeedsRestart(two, one)).toBe(true);
     expect(hostsChangeNeedsRestart(one, 'aa,10.0.0.9,h9\n')).toBe(true);
     expect(hostsChangeNeedsRestart('', one)).toBe(false);
+  });
+
+  it('keep only the leases of served addresses when dnsmasq restarts', () => {
+    const leases = [
+      '1764700000 fa:16:3e:00:00:01 10.0.0.11 host-10-0-0-11 01:fa:16:3e:00:00:01',
+      '1764700000 fa:16:3e:00:00:07 10.0.0.17 host-10-0-0-17 *', // a port gone
+      '1764700000 fa:16:3e:00:00:02 10.0.0.99 host-10-0-0-99 *', // a port whose address changed
+      '',
+    ].join('\n');
+    expect(keptLeases(leases, a!)).toBe('1764700000 fa:16:3e:00:00:01 10.0.0.11 host-10-0-0-11 01:fa:16:3e:00:00:01\n');
+    expect(keptLeases('', a!)).toBe('');
   });
 
   it('name devices within 15 characters and give each host its own stable server MAC', () => {

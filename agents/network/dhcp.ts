@@ -15,7 +15,7 @@
 //     no dynamic leases, so an unknown MAC gets no offer. Options: router (none without a gateway),
 //     DNS servers, host routes as option 121 (with the default route in it: a client that takes 121
 //     ignores option 3, RFC 3442), MTU (26, the network's), lease time. New hosts reach it by SIGHUP;
-//     a host removed or changed restarts it (its in-memory lease would keep the old address).
+//     a host removed or changed restarts it (a lease would still hold the old address).
 //     Pid, hosts, options and lease files live in the agent's state directory, so a restarted agent
 //     adopts its dnsmasq (same command line) instead of starting a second one.
 //
@@ -205,12 +205,24 @@ export function dnsmasqArgs(plan: DhcpNetworkPlan, device: string, paths: Dnsmas
 
 /**
  * Whether moving from the served `before` hosts file to `after` needs a restart: a line removed or
- * changed (an in-memory lease would keep handing out the old address); added lines only need a
- * reload (SIGHUP).
+ * changed (a lease would still hold the old address); added lines only need a reload (SIGHUP).
  */
 export function hostsChangeNeedsRestart(before: string, after: string): boolean {
   const kept = new Set(after.split('\n').filter(Boolean));
   return before.split('\n').filter(Boolean).some((line) => !kept.has(line));
+}
+
+/**
+ * A dnsmasq lease file (`expiry mac ip hostname client-id` per line) without the leases that no
+ * served host gives any more: what dnsmasq is restarted with, so a removed port's lease does not
+ * hold its address (Neutron calls dhcp_release for the same reason).
+ */
+export function keptLeases(leaseFile: string, plan: DhcpNetworkPlan): string {
+  const served = new Set(plan.hosts.map((h) => `${h.mac} ${h.ip}`));
+  return leaseFile.split('\n').filter((line) => {
+    const [, mac, ip] = line.split(' ');
+    return mac !== undefined && served.has(`${mac.toLowerCase()} ${ip}`);
+  }).map((l) => `${l}\n`).join('');
 }
 
 /** The devices of a network's DHCP server: the bridge side (at most 15 characters) and the namespace side. */

@@ -12,7 +12,7 @@ import { mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import {
-  dhcpDeviceNames, dhcpServerMac, dnsmasqArgs, hostsChangeNeedsRestart, hostsFileText, optionsFileText,
+  dhcpDeviceNames, dhcpServerMac, dnsmasqArgs, hostsChangeNeedsRestart, hostsFileText, keptLeases, optionsFileText,
   type DhcpNetworkPlan, type DhcpServerPort, type DnsmasqPaths,
 } from './dhcp.js';
 import type { Ovs } from './ovs.js';
@@ -129,6 +129,8 @@ export class DhcpServers {
       await writeFile(paths.optionsFile, options);
       if (restart) {
         await this.stopByPidFile(paths.pidFile);
+        const leases = await readFile(paths.leaseFile, 'utf8').catch(() => '');
+        await writeFile(paths.leaseFile, keptLeases(leases, plan));
         await this.start(plan.networkId, args, paths.pidFile);
         this.stats.restarted++;
       } else {

@@ -7,7 +7,8 @@
 // and host routes the network's and subnet's, and the guest then pings a port on the other host;
 // the request is answered on its own host only; a MAC that is no port's and a subnet without DHCP
 // get no offer; a new port is served after a reload of the same dnsmasq; a restarted agent adopts
-// its dnsmasq; the server goes with the last local port and with enable_dhcp=false.
+// its dnsmasq; a port gone restarts it once; the server goes with the last local port and with
+// enable_dhcp=false.
 import { execFileSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { chmod, mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
@@ -258,6 +259,25 @@ describe.skipIf(!available)('DHCP on two hosts (embedded log, userspace OVS, dns
     expect(agent('h1').dhcp!.stats).toMatchObject({ adopted: 1, started: 0, restarted: 0 });
     expect(await agent('h1').dhcp!.pidOf('net-dhcp')).toBe(before);
     expect(await dnsmasqsOf('h1', 'net-dhcp')).toEqual([before]);
+    expect(await dhcp('d1')).toMatchObject({ ip: '10.40.0.11' });
+  }, 60_000);
+
+  it('restarts the dnsmasq once when a served address goes (its lease would still hold the address)', async () => {
+    const before = await agent('h1').dhcp!.pidOf('net-dhcp');
+    const restarts = agent('h1').dhcp!.stats.restarted;
+    await send('port', 'd4', { type: 'DeletePort' });
+    await until(() => agent('h1').dhcp!.stats.restarted > restarts, "h1's dnsmasq restarted", 15_000);
+    expect(await readFile(join(stateDir('h1'), 'net-dhcp', 'host'), 'utf8')).not.toContain('10.40.0.14');
+    // d4's lease went with it; d1's stays.
+    const leases = await readFile(join(stateDir('h1'), 'net-dhcp', 'leases'), 'utf8');
+    expect(leases).not.toContain('02:00:00:00:d1:04');
+    expect(leases).toContain('02:00:00:00:d1:01 10.40.0.11');
+    await new Promise((r) => setTimeout(r, 1500)); // a few more passes of the agent: no more restarts
+    expect(agent('h1').dhcp!.stats.restarted).toBe(restarts + 1);
+    const after = await agent('h1').dhcp!.pidOf('net-dhcp');
+    expect(after).toBeGreaterThan(0);
+    expect(after).not.toBe(before);
+    expect(await dnsmasqsOf('h1', 'net-dhcp')).toEqual([after]);
     expect(await dhcp('d1')).toMatchObject({ ip: '10.40.0.11' });
   }, 60_000);
 
