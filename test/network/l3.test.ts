@@ -272,6 +272,14 @@ describe.skipIf(!available)('routers and floating IPs on a host (issue 6 c: embe
     expect(await sim.ping(x, '203.0.113.20', 2)).toBe(true);
   }, 90_000);
 
+  it('a router port unplugged behind its back (as by an OVS restart) is plugged again by the next pass', async () => {
+    const [a] = [guests.get('ga')!];
+    await h1().ovs.deletePort('bint', 'qr-rif-b');
+    expect((await sh('ip', '-n', routerNs, 'link')).stdout).not.toContain('qr-rif-b');
+    await until(async () => (await sh('ip', '-n', routerNs, 'addr', 'show')).stdout.includes('10.2.0.1/24'), 'qr-rif-b back with its address', 15_000);
+    await until(() => sim.ping(a, '10.2.0.5'), 'A -> B again', 15_000);
+  }, 60_000);
+
   it('a removed router (interfaces, gateway and floating IP gone, then the router) loses its namespace and its OVS ports', async () => {
     await associate(null);
     await send('router', ROUTER, { type: 'ClearRouterGateway' });
