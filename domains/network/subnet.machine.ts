@@ -23,8 +23,8 @@ export function subnetRefusal(context: SubnetContext, event: Ev): Rejection | un
   if (fields) return fields;
   const id = event.meta?.aggregateId ?? '';
   if (event.type === 'DeleteSubnet') {
-    const n = Object.keys(context.allocations).length;
-    if (n > 0) return { code: 'FAILED_PRECONDITION', state: 'in use', message: `Unable to complete operation on subnet ${id}: ${n} IP allocation(s) from this subnet are still held by ports.` };
+    // Neutron's SubnetInUse, whether the holder is a VM's port or a router interface.
+    if (Object.keys(context.allocations).length > 0) return { code: 'FAILED_PRECONDITION', state: 'in use', message: `Unable to complete operation on subnet ${id}: One or more ports have an IP allocation from this subnet.` };
   }
   if (event.type === 'AllocateIp') {
     const out = allocate(id, context.subnet!, context.allocations, event.portId, event.ipAddress ?? '', event.deviceOwner ?? '');
