@@ -77,6 +77,14 @@ describe('NetworkService routers and floating IPs', () => {
     const snatOff = (await admin.call('UpdateRouter', { router: { id: router.id, externalGatewayInfo: { networkId: ext.id, enableSnat: false } }, updateMask: { paths: ['external_gateway_info'] } })).router;
     expect(snatOff.externalGatewayInfo).toMatchObject({ enableSnat: false, externalFixedIps: gw.fixedIps });
     expect((await portsOf(router.id)).map((p) => p.id)).toEqual([gw.id]);
+    // Another external network: a new gateway port there, the old one deleted.
+    const ext2 = (await admin.call('CreateNetwork', { network: { name: 'public-2', external: true } })).network;
+    const ext2Subnet = (await admin.call('CreateSubnet', { subnet: { networkId: ext2.id, cidr: '198.18.0.0/24' } })).subnet;
+    const moved = (await alice.client.call('UpdateRouter', { router: { id: router.id, externalGatewayInfo: { networkId: ext2.id } }, updateMask: { paths: ['external_gateway_info'] } })).router;
+    expect(moved.externalGatewayInfo).toMatchObject({ networkId: ext2.id, enableSnat: true, externalFixedIps: [{ subnetId: ext2Subnet.id, ipAddress: '198.18.0.2' }] });
+    const [gw2] = await portsOf(router.id);
+    expect(gw2).toMatchObject({ networkId: ext2.id, deviceOwner: 'network:router_gateway' });
+    expect(await errorOf(admin.call('GetPort', { id: gw.id }))).toMatchObject({ code: NOT_FOUND });
     const cleared = (await alice.client.call('UpdateRouter', { router: { id: router.id, name: 'inner' }, updateMask: { paths: ['name', 'external_gateway_info'] } })).router;
     expect(cleared).toMatchObject({ name: 'inner' });
     expect(cleared.externalGatewayInfo ?? null).toBeNull();
