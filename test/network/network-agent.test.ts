@@ -38,7 +38,7 @@ describe.skipIf(!available)('the network agent on two hosts (embedded log, users
   };
   const startAgent = async (hostId: string) => {
     const h = sim.hosts.find((x) => x.hostId === hostId)!;
-    agents.set(hostId, await NetworkAgent.start({ log: t.log, topology: t.topology, domain, hostId, ovs: h.ovs, bridge: 'bint', tunnels: h.tunnels, resyncMs: 500 }));
+    agents.set(hostId, await NetworkAgent.start({ log: t.log, topology: t.topology, domain, hostId, ovs: h.ovs, bridge: 'bint', tunnelIp: h.tunnelIp, resyncMs: 500 }));
   };
   const status = (portId: string) => [...agents.values()][0]?.feed.view.ports.get(portId)?.status;
 
@@ -66,7 +66,7 @@ describe.skipIf(!available)('the network agent on two hosts (embedded log, users
     worker = new DeciderWorker({ log: t.log, domain, aggregates: networkDefinitions, topology: t.topology, onError: (e) => console.error(`decider: ${e.message}`) });
     await worker.start();
     bus = await CommandBus.connect({ log: t.log, timeoutMs: 30_000 });
-    sim = await startSimHosts(['h1', 'h2']);
+    sim = await startSimHosts(['h1', 'h2'], { agentTunnels: true });
     // Ports with port security and no group get no IP traffic (Neutron's rule): these are open to all.
     await send('security_group', 'sg-open', { type: 'CreateSecurityGroup', securityGroup: { id: 'sg-open', projectId: 'project-sg', name: 'open', description: '', stateful: true, isDefault: false } });
     await send('security_group', 'sg-open', {

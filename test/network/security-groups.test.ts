@@ -91,8 +91,8 @@ describe.skipIf(!available)('security groups on two hosts (embedded log, userspa
     worker = new DeciderWorker({ log: t.log, domain, aggregates: networkDefinitions, topology: t.topology, onError: (e) => console.error(`decider: ${e.message}`) });
     await worker.start();
     bus = await CommandBus.connect({ log: t.log, timeoutMs: 30_000 });
-    sim = await startSimHosts(['h1', 'h2']);
-    for (const h of sim.hosts) agents.push(await NetworkAgent.start({ log: t.log, topology: t.topology, domain, hostId: h.hostId, ovs: h.ovs, bridge: 'bint', tunnels: h.tunnels, resyncMs: 500 }));
+    sim = await startSimHosts(['h1', 'h2'], { agentTunnels: true });
+    for (const h of sim.hosts) agents.push(await NetworkAgent.start({ log: t.log, topology: t.topology, domain, hostId: h.hostId, ovs: h.ovs, bridge: 'bint', tunnelIp: h.tunnelIp, resyncMs: 500 }));
 
     await send('network', 'net-sg', {
       type: 'CreateNetwork', segmentAllocated: true,
