@@ -4,7 +4,7 @@
 import { describe, expect, it } from 'vitest';
 import { NetworkView, type NetworkEvent } from '../../domains/network/network.view.js';
 import type { FloatingIp, Network, Port, Router, Subnet } from '../../domains/network/network.types.js';
-import { desiredRouters, floatingIpReports, natRules, normalizeNatSave, routerHostOf, routerPortsToBind } from './l3.js';
+import { desiredRouters, dnatMappings, floatingIpReports, natRules, normalizeNatSave, routerHostOf, routerPortsToBind } from './l3.js';
 
 let version = 0;
 const ev = (aggregateType: string, aggregateId: string, type: string, body: Record<string, unknown>) =>
@@ -179,6 +179,12 @@ describe('natRules', () => {
       '-A strata-snat -s 10.2.0.0/16 -o qg-rgw -j SNAT --to-source 203.0.113.2',
       'COMMIT',
     ]);
+  });
+
+  it('reads back the floating -> fixed translations (what conntrack entries to forget when they change)', () => {
+    const v = world();
+    bindAll(v, 'h1');
+    expect([...dnatMappings(natRules(desiredRouters(v, 'h1')[0]!))]).toEqual([['203.0.113.20', '10.1.0.5']]);
   });
 
   it("compares with iptables-save's output without its comments and counters", () => {

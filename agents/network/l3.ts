@@ -179,6 +179,16 @@ export function natRules(r: RouterState): string[] {
   return lines;
 }
 
+/** The floating -> fixed translations of a nat table in natRules()' form. */
+export function dnatMappings(lines: readonly string[]): Map<string, string> {
+  const result = new Map<string, string>();
+  for (const l of lines) {
+    const m = l.match(new RegExp(`^-A ${NAT_CHAINS.dnat} -d ([0-9.]+)/32 -j DNAT --to-destination ([0-9.]+)$`));
+    if (m) result.set(m[1]!, m[2]!);
+  }
+  return result;
+}
+
 /** `iptables-save -t nat` output as natRules() writes it: no comments, no counters. */
 export function normalizeNatSave(text: string): string[] {
   return text
@@ -393,6 +403,10 @@ export class RouterHost {
     if (actual.join('\n') === desired.join('\n')) return;
     await run('ip', ['netns', 'exec', r.namespace, 'iptables-restore', '-w', '5'], `${desired.join('\n')}\n`);
     this.stats.natApplied++;
+    // A floating IP now translated to another fixed address (or not at all): its connections'
+    // conntrack entries would keep the old translation.
+    const now = dnatMappings(desired);
+    for (const [floating, fixed] of dnatMappings(actual)) if (now.get(floating) !== fixed) await this.forgetConnections(r.namespace, floating);
   }
 }
 

@@ -35,14 +35,23 @@ const PREFIX = `qrouter-${RUN}-`;
 const ROUTER = 'r1';
 const PORT = 7070;
 
-/** A TCP server in `ns` that answers each connection with the address it came from. */
+/** A TCP server in `ns` that answers each connection with the address it came from and the one it reached. */
 function peerEcho(ns: string): ChildProcess {
-  const code = `require('net').createServer((s) => s.end(s.remoteAddress + '\\n')).listen(${PORT}, '0.0.0.0')`;
+  const code = `require('net').createServer((s) => s.end(s.remoteAddress + ' ' + s.localAddress + '\\n')).listen(${PORT}, '0.0.0.0')`;
   return spawn('ip', ['netns', 'exec', ns, process.execPath, '-e', code], { stdio: 'ignore' });
 }
 
 /** What the server at ip:PORT saw as this guest's address ('' when it could not connect). */
 async function seenAs(from: Guest, ip: string): Promise<string> {
+  return (await talk(from, ip)).split(' ')[0]!;
+}
+
+/** The address the server that answered at ip:PORT was reached on (after any DNAT). */
+async function answeredBy(from: Guest, ip: string): Promise<string> {
+  return (await talk(from, ip)).split(' ')[1] ?? '';
+}
+
+async function talk(from: Guest, ip: string): Promise<string> {
   const code = `const s = require('net').connect(${PORT}, '${ip}'); let d = ''; s.setTimeout(1500, () => process.exit(2)); s.on('data', (x) => (d += x)); s.on('end', () => { process.stdout.write(d); process.exit(0); }); s.on('error', () => process.exit(1));`;
   try {
     return (await inNs(from.ns, process.execPath, '-e', code)).stdout.trim();
@@ -271,6 +280,30 @@ describe.skipIf(!available)('routers and floating IPs on a host (issue 6 c: embe
     await until(() => fipStatus() === 'ACTIVE', 'floating IP ACTIVE after the restart', 15_000);
     expect(await sim.ping(x, '203.0.113.20', 2)).toBe(true);
   }, 90_000);
+
+  it('a floating IP moved to another port takes its running connections along', async () => {
+    const x = guests.get('gx')!;
+    expect(await answeredBy(x, '203.0.113.20')).toBe('10.1.0.5');
+    let replies = 0;
+    const pinger = spawn('ip', ['netns', 'exec', x.ns, 'ping', '-n', '-i', '0.2', '203.0.113.20'], { stdio: ['ignore', 'pipe', 'ignore'] });
+    pinger.stdout!.on('data', (d: Buffer) => (replies += (d.toString().match(/bytes from/g) ?? []).length));
+    try {
+      await until(() => replies >= 3, 'the running ping answered by A', 10_000);
+      await associate({ portId: 'gb', fixedIpAddress: '10.2.0.5', routerId: ROUTER });
+      // (Not the status alone: the view shows the new association with the old status for a moment.)
+      await until(async () => (await sh('ip', 'netns', 'exec', routerNs, 'iptables-save', '-t', 'nat')).stdout.includes('--to-destination 10.2.0.5'), 'DNAT to B', 15_000);
+      await until(() => fipStatus() === 'ACTIVE', 'floating IP ACTIVE on B', 15_000);
+      expect(await answeredBy(x, '203.0.113.20')).toBe('10.2.0.5');
+      const moved = replies;
+      await until(() => replies >= moved + 3, 'the running ping answered again (by B)', 10_000);
+      // Its conntrack entry translating to A was deleted: the ping's packets go to B now.
+      const ct = (await sh('ip', 'netns', 'exec', routerNs, 'conntrack', '-L', '-p', 'icmp')).stdout;
+      expect(ct).toMatch(/dst=203\.0\.113\.20 .*src=10\.2\.0\.5/);
+      expect(ct).not.toMatch(/dst=203\.0\.113\.20 .*src=10\.1\.0\.5/);
+    } finally {
+      pinger.kill();
+    }
+  }, 60_000);
 
   it('a router port unplugged behind its back (as by an OVS restart) is plugged again by the next pass', async () => {
     const [a] = [guests.get('ga')!];
