@@ -21,8 +21,10 @@ const run = promisify(execFile);
 
 export interface DhcpServiceOptions {
   /**
-   * Pid, hosts, options, lease and log files, one directory per network; must survive agent
-   * restarts and be readable by dnsmasq's unprivileged user (it rereads the files on SIGHUP).
+   * The agent's state directory: DHCP keeps its pid, hosts, options, lease and log files under
+   * `<stateDir>/dhcp/<network id>/` (and owns that `dhcp` directory: what else is in it goes). It
+   * must survive agent restarts and be readable by dnsmasq's unprivileged user (it rereads the
+   * files on SIGHUP).
    */
   stateDir: string;
   /** The namespace of the vswitchd that owns the bridge (a simulated host); default this process's. */
@@ -49,6 +51,8 @@ interface Served {
 export class DhcpServers {
   /** Networks whose namespace, devices and process were checked since this agent started. */
   private readonly served = new Map<string, Served>();
+  /** One directory per network's server. */
+  private readonly dir: string;
   readonly stats = { started: 0, reloaded: 0, restarted: 0, adopted: 0, removed: 0 };
 
   constructor(
@@ -56,7 +60,9 @@ export class DhcpServers {
     private readonly hostId: string,
     private readonly ovs: Ovs,
     private readonly bridge: string,
-  ) {}
+  ) {
+    this.dir = join(o.stateDir, 'dhcp');
+  }
 
   namespaceOf(networkId: string): string {
     return `${this.o.namespacePrefix ?? ''}qdhcp-${networkId}`;
@@ -64,7 +70,7 @@ export class DhcpServers {
 
   /** The files of a network's server (also read by tests and operators). */
   pathsOf(networkId: string): DnsmasqPaths & { dir: string } {
-    const dir = join(this.o.stateDir, networkId);
+    const dir = join(this.dir, networkId);
     return { dir, pidFile: join(dir, 'pid'), hostsFile: join(dir, 'host'), optionsFile: join(dir, 'opts'), leaseFile: join(dir, 'leases'), logFile: join(dir, 'log') };
   }
 
@@ -73,7 +79,7 @@ export class DhcpServers {
    * only). A network that fails is reported through onError and left out; the next pass retries it.
    */
   async reconcile(plans: readonly DhcpNetworkPlan[], onError: (e: Error) => void): Promise<DhcpServerPort[]> {
-    await mkdir(this.o.stateDir, { recursive: true });
+    await mkdir(this.dir, { recursive: true });
     const ready: DhcpServerPort[] = [];
     for (const plan of plans) {
       try {
@@ -85,7 +91,7 @@ export class DhcpServers {
       }
     }
     const wanted = new Set(plans.map((p) => p.networkId));
-    const present = new Set([...this.served.keys(), ...(await readdir(this.o.stateDir))]);
+    const present = new Set([...this.served.keys(), ...(await readdir(this.dir))]);
     for (const networkId of present) {
       if (wanted.has(networkId)) continue;
       try {
@@ -234,7 +240,7 @@ export class DhcpServers {
 
   /** Removes every server this agent's state directory knows (tests; decommissioning a host). */
   async removeAll(): Promise<void> {
-    const ids = new Set([...this.served.keys(), ...(await readdir(this.o.stateDir).catch(() => [] as string[]))]);
+    const ids = new Set([...this.served.keys(), ...(await readdir(this.dir).catch(() => [] as string[]))]);
     for (const id of ids) await this.remove(id);
   }
 

@@ -80,6 +80,7 @@ describe.skipIf(!available)('DHCP on two hosts (embedded log, userspace OVS, dns
   };
   const hostOf = (hostId: string) => sim.hosts.find((x) => x.hostId === hostId)!;
   const stateDir = (hostId: string) => join(work, `state-${hostId}`);
+  const dhcpDir = (hostId: string) => join(stateDir(hostId), 'dhcp');
   const startAgent = async (hostId: string) => {
     const h = hostOf(hostId);
     agents.set(hostId, await NetworkAgent.start({
@@ -90,10 +91,10 @@ describe.skipIf(!available)('DHCP on two hosts (embedded log, userspace OVS, dns
   const agent = (hostId: string) => agents.get(hostId)!;
   const status = (portId: string) => [...agents.values()][0]?.feed.view.ports.get(portId)?.status;
   const qdhcp = (hostId: string, networkId: string) => `/run/netns/${hostOf(hostId).ns}-qdhcp-${networkId}`;
-  const serverLog = (hostId: string, networkId: string) => readFile(join(stateDir(hostId), networkId, 'log'), 'utf8').catch(() => '');
+  const serverLog = (hostId: string, networkId: string) => readFile(join(dhcpDir(hostId), networkId, 'log'), 'utf8').catch(() => '');
   /** The live dnsmasq processes started for `networkId` from `hostId`'s state directory. */
   const dnsmasqsOf = async (hostId: string, networkId: string) => {
-    const pidFile = `--pid-file=${join(stateDir(hostId), networkId, 'pid')}`;
+    const pidFile = `--pid-file=${join(dhcpDir(hostId), networkId, 'pid')}`;
     const pids: number[] = [];
     for (const entry of await readdir('/proc')) {
       if (!/^\d+$/.test(entry)) continue;
@@ -190,7 +191,7 @@ describe.skipIf(!available)('DHCP on two hosts (embedded log, userspace OVS, dns
     await worker?.stop();
     await t?.close();
     if (work) await rm(work, { recursive: true, force: true });
-  }, 60_000);
+  }, 120_000);
 
   it('an endpoint gets its fixed IP by DHCP, with the gateway as router, and pings a port on the other host', async () => {
     await port('d1', 'sub-dhcp', 'h1', '02:00:00:00:d1:01', '10.40.0.11');
@@ -207,7 +208,7 @@ describe.skipIf(!available)('DHCP on two hosts (embedded log, userspace OVS, dns
     expect(await addressesOf('d1')).toEqual({ mtu: 1450, ipv4: ['10.40.0.11/24'] });
 
     expect(await dhcp('d2')).toMatchObject({ ip: '10.40.0.12', router: '10.40.0.1' });
-    await until(() => sim.ping(guests.get('d1')!, '10.40.0.12'), 'd1 -> d2 across the hosts', 15_000);
+    await until(() => sim.ping(guests.get('d1')!, '10.40.0.12'), 'd1 -> d2 across the hosts', 30_000);
     expect(await sim.ping(guests.get('d2')!, '10.40.0.11', 3)).toBe(true);
 
     // Each request was answered on its own host: h2's server never saw d1, h1's never saw d2.
@@ -215,7 +216,7 @@ describe.skipIf(!available)('DHCP on two hosts (embedded log, userspace OVS, dns
     expect(await serverLog('h1', 'net-dhcp')).not.toContain('02:00:00:00:d1:02');
     expect(await serverLog('h2', 'net-dhcp')).toMatch(/DHCPACK\(dhcp0\) 10\.40\.0\.12 02:00:00:00:d1:02/);
     expect(await serverLog('h2', 'net-dhcp')).not.toContain('02:00:00:00:d1:01');
-  }, 90_000);
+  }, 120_000);
 
   it('gives a MAC that is no port\'s no offer (static hosts only), and the port\'s own MAC its address', async () => {
     // No port security: the stranger's frames reach the server, which has no address for it.
@@ -227,7 +228,7 @@ describe.skipIf(!available)('DHCP on two hosts (embedded log, userspace OVS, dns
     expect(await serverLog('h1', 'net-dhcp')).toMatch(/DHCPDISCOVER\(dhcp0\) 02:00:00:00:d1:99 no address available/);
     await inNs(g.ns, 'ip', 'link', 'set', 'eth0', 'address', g.mac);
     expect(await dhcp('d3')).toMatchObject({ ip: '10.40.0.13' });
-  }, 60_000);
+  }, 120_000);
 
   it('gives a port on a subnet with DHCP disabled no offer, and runs no server for its network', async () => {
     await network('net-static', 3102);
@@ -237,7 +238,7 @@ describe.skipIf(!available)('DHCP on two hosts (embedded log, userspace OVS, dns
     expect(await dhcp('s1', 2)).toBeNull();
     expect(existsSync(qdhcp('h1', 'net-static'))).toBe(false);
     expect(await dnsmasqsOf('h1', 'net-static')).toEqual([]);
-  }, 60_000);
+  }, 120_000);
 
   it('serves a new port after a reload of the same dnsmasq', async () => {
     const before = await agent('h1').dhcp!.pidOf('net-dhcp');
@@ -249,7 +250,7 @@ describe.skipIf(!available)('DHCP on two hosts (embedded log, userspace OVS, dns
     expect(await agent('h1').dhcp!.pidOf('net-dhcp')).toBe(before);
     expect(agent('h1').dhcp!.stats.reloaded).toBeGreaterThan(reloads);
     expect(await dnsmasqsOf('h1', 'net-dhcp')).toEqual([before]);
-  }, 60_000);
+  }, 120_000);
 
   it('a restarted agent adopts its dnsmasq: still one per network, and leases renew', async () => {
     const before = await agent('h1').dhcp!.pidOf('net-dhcp');
@@ -260,16 +261,16 @@ describe.skipIf(!available)('DHCP on two hosts (embedded log, userspace OVS, dns
     expect(await agent('h1').dhcp!.pidOf('net-dhcp')).toBe(before);
     expect(await dnsmasqsOf('h1', 'net-dhcp')).toEqual([before]);
     expect(await dhcp('d1')).toMatchObject({ ip: '10.40.0.11' });
-  }, 60_000);
+  }, 120_000);
 
   it('restarts the dnsmasq once when a served address goes (its lease would still hold the address)', async () => {
     const before = await agent('h1').dhcp!.pidOf('net-dhcp');
     const restarts = agent('h1').dhcp!.stats.restarted;
     await send('port', 'd4', { type: 'DeletePort' });
-    await until(() => agent('h1').dhcp!.stats.restarted > restarts, "h1's dnsmasq restarted", 15_000);
-    expect(await readFile(join(stateDir('h1'), 'net-dhcp', 'host'), 'utf8')).not.toContain('10.40.0.14');
+    await until(() => agent('h1').dhcp!.stats.restarted > restarts, "h1's dnsmasq restarted", 30_000);
+    expect(await readFile(join(dhcpDir('h1'), 'net-dhcp', 'host'), 'utf8')).not.toContain('10.40.0.14');
     // d4's lease went with it; d1's stays.
-    const leases = await readFile(join(stateDir('h1'), 'net-dhcp', 'leases'), 'utf8');
+    const leases = await readFile(join(dhcpDir('h1'), 'net-dhcp', 'leases'), 'utf8');
     expect(leases).not.toContain('02:00:00:00:d1:04');
     expect(leases).toContain('02:00:00:00:d1:01 10.40.0.11');
     await new Promise((r) => setTimeout(r, 1500)); // a few more passes of the agent: no more restarts
@@ -279,23 +280,23 @@ describe.skipIf(!available)('DHCP on two hosts (embedded log, userspace OVS, dns
     expect(after).not.toBe(before);
     expect(await dnsmasqsOf('h1', 'net-dhcp')).toEqual([after]);
     expect(await dhcp('d1')).toMatchObject({ ip: '10.40.0.11' });
-  }, 60_000);
+  }, 120_000);
 
   it('takes a host\'s server down with its last port of the network, and every server with enable_dhcp=false', async () => {
     const h2Server = (await dnsmasqsOf('h2', 'net-dhcp'))[0]!;
     expect(h2Server).toBeGreaterThan(0);
     await send('port', 'd2', { type: 'DeletePort' });
-    await until(() => !existsSync(qdhcp('h2', 'net-dhcp')), "h2's qdhcp namespace gone", 15_000);
-    await until(async () => (await dnsmasqsOf('h2', 'net-dhcp')).length === 0, "h2's dnsmasq gone", 15_000);
+    await until(() => !existsSync(qdhcp('h2', 'net-dhcp')), "h2's qdhcp namespace gone", 30_000);
+    await until(async () => (await dnsmasqsOf('h2', 'net-dhcp')).length === 0, "h2's dnsmasq gone", 30_000);
     expect((await hostOf('h2').ovs.listPorts('bint')).filter((p) => p.externalIds['strata-dhcp-network'])).toEqual([]);
 
     const s = subnets.get('sub-dhcp')!;
     await send('subnet', 'sub-dhcp', { type: 'UpdateSubnet', subnet: { ...s, enableDhcp: false }, updateMask: ['enableDhcp'] });
-    await until(() => !existsSync(qdhcp('h1', 'net-dhcp')), "h1's qdhcp namespace gone", 15_000);
-    await until(async () => (await dnsmasqsOf('h1', 'net-dhcp')).length === 0, "h1's dnsmasq gone", 15_000);
-    await until(async () => (await hostOf('h1').ovs.dumpFlows('bint')).every((f) => !f.actions.includes('->eth_dst')), "h1's DHCP flows gone", 15_000);
+    await until(() => !existsSync(qdhcp('h1', 'net-dhcp')), "h1's qdhcp namespace gone", 30_000);
+    await until(async () => (await dnsmasqsOf('h1', 'net-dhcp')).length === 0, "h1's dnsmasq gone", 30_000);
+    await until(async () => (await hostOf('h1').ovs.dumpFlows('bint')).every((f) => !f.actions.includes('->eth_dst')), "h1's DHCP flows gone", 30_000);
     expect(await dhcp('d1', 2)).toBeNull();
     // The ports themselves stay wired.
     expect(status('d1')).toBe('ACTIVE');
-  }, 60_000);
+  }, 120_000);
 });
