@@ -46,7 +46,7 @@ describe('the strata CLI for routers and floating IPs', () => {
   }, 120_000);
   afterAll(async () => t?.close());
 
-  it('takes a member from a router with a gateway to a floating IP and back', { timeout: 240_000 }, async () => {
+  it('takes a member from a router with a gateway to a floating IP and back', { timeout: 420_000 }, async () => {
     const member = (args: string[]) => strata(args, m.token);
     const admin = (args: string[]) => strata(args, adminToken);
     json(await admin(['--output', 'json', 'network', 'create', '--name', 'public', '--external']));
@@ -106,7 +106,7 @@ describe('the strata CLI for routers and floating IPs', () => {
     expect((await member(['router', 'show', router.id])).code).toBe(3);
   });
 
-  it('explains itself: help lists the verbs, usage errors exit 2', async () => {
+  it('explains itself: help lists the verbs, usage errors exit 2', { timeout: 60_000 }, async () => {
     const top = await strata(['--help'], '');
     for (const c of ['router create', 'add subnet', 'floating-ip create']) expect(top.stdout).toContain(c);
     const help = await strata(['router', '--help'], '');
