@@ -86,7 +86,8 @@ describe('the strata CLI for routers and floating IPs', () => {
     expect(set).toMatchObject({ routerId: router.id, fixedIpAddress: '10.98.0.2', status: 'DOWN' });
     expect((await member(['floating-ip', 'list', '--router', 'edge'])).stdout).toMatch(new RegExp(`${fip.floatingIpAddress.replaceAll('.', '\\.')}\\s+10\\.98\\.0\\.2`));
     expect((await member(['router', 'remove', 'subnet', 'edge', 'inner-sub'])).code).toBe(8);
-    // The side subnet's interface is the router's, but the router's way out is not on its port... it is: the far port gets one too.
+    // The side subnet is attached through the port given to the router: its ports reach the floating network too,
+    // and that interface cannot go while a floating IP needs it.
     const second = json(await member(['--output', 'json', 'floating-ip', 'create', 'public', '--port', 'far']));
     expect(second.routerId).toBe(router.id);
     expect((await member(['router', 'remove', 'port', 'edge', 'side-if'])).code).toBe(8);
