@@ -19,7 +19,7 @@
 // changing only the difference, so an agent restart leaves unchanged routers, their conntrack
 // entries and rule counters alone.
 import { execFile, spawn } from 'node:child_process';
-import { canonicalIp, inCidr, parseCidr, parseIp } from '../../domains/network/ip.js';
+import { canonicalIp, cidrText, inCidr, parseCidr, parseIp } from '../../domains/network/ip.js';
 import { defaultMtu, ROUTER_GATEWAY_OWNER, ROUTER_INTERFACE_OWNER, type Router } from '../../domains/network/network.types.js';
 import type { NetworkView } from '../../domains/network/network.view.js';
 import type { Ovs } from './ovs.js';
@@ -103,9 +103,11 @@ function routerState(view: L3View, router: Router, hostId: string, namespacePref
   const portState = (p: (typeof ports)[number], prefix: 'qr-' | 'qg-'): RouterPortState => {
     const network = view.networks.get(p.port.networkId)!;
     const addresses: string[] = [];
+    // Canonical text throughout, as `ip` and iptables-save print it back (else every pass would differ).
     for (const f of p.port.fixedIps) {
       const cidr = parseCidr(view.subnets.get(f.subnetId)?.cidr ?? '');
-      if (cidr?.version === 4 && canonicalIp(f.ipAddress)) addresses.push(`${f.ipAddress}/${cidr.prefix}`);
+      const ip = canonicalIp(f.ipAddress);
+      if (cidr?.version === 4 && ip && !ip.includes(':')) addresses.push(`${ip}/${cidr.prefix}`);
     }
     return { portId: p.port.id, device: routerDevice(prefix, p.port.id), mac: p.port.macAddress, addresses: addresses.sort(), mtu: network.mtu || defaultMtu(network.networkType) };
   };
@@ -117,8 +119,9 @@ function routerState(view: L3View, router: Router, hostId: string, namespacePref
     ...new Set(
       ports
         .filter((p) => p.port.deviceOwner === ROUTER_INTERFACE_OWNER)
-        .flatMap((p) => p.port.fixedIps.map((f) => view.subnets.get(f.subnetId)?.cidr ?? ''))
-        .filter((c) => parseCidr(c)?.version === 4),
+        .flatMap((p) => p.port.fixedIps.map((f) => parseCidr(view.subnets.get(f.subnetId)?.cidr ?? '')))
+        .filter((c) => c?.version === 4)
+        .map((c) => cidrText(c!)),
     ),
   ].sort();
   if (!gatewayPort) return { routerId: router.id, namespace: `${namespacePrefix}${router.id}`, interfaces, gateway: null, snatSources: [], snatAddress: null, floatingIps: [] };
@@ -129,11 +132,15 @@ function routerState(view: L3View, router: Router, hostId: string, namespacePref
   const defaultRoute = firstV4 ? (view.subnets.get(firstV4.subnetId)?.gatewayIp ?? null) : null;
   // A floating IP is served once it is associated with a fixed address this router reaches.
   const inner = snatSources.map((c) => parseCidr(c)!);
+  const reached = (ip: string) => {
+    const a = parseIp(ip);
+    return a?.version === 4 && inner.some((c) => inCidr(c, a));
+  };
   const floatingIps = [...view.floatingIps.values()]
     .map((f) => f.floatingIp)
-    .filter((f) => f.routerId === router.id && f.portId && f.fixedIpAddress && f.floatingNetworkId === gatewayPort.port.networkId)
-    .filter((f) => canonicalIp(f.floatingIpAddress) && inner.some((c) => { const a = parseIp(f.fixedIpAddress); return a !== undefined && inCidr(c, a); }))
-    .map((f) => ({ floatingIpId: f.id, floatingIp: f.floatingIpAddress, fixedIp: f.fixedIpAddress }))
+    .filter((f) => f.routerId === router.id && f.portId && f.floatingNetworkId === gatewayPort.port.networkId)
+    .filter((f) => parseIp(f.floatingIpAddress)?.version === 4 && reached(f.fixedIpAddress))
+    .map((f) => ({ floatingIpId: f.id, floatingIp: canonicalIp(f.floatingIpAddress)!, fixedIp: canonicalIp(f.fixedIpAddress)! }))
     .sort(byKey((f) => f.floatingIpId));
   gateway.addresses = [...gateway.addresses, ...floatingIps.map((f) => `${f.floatingIp}/32`)].sort();
   return {
