@@ -7,22 +7,13 @@
 // cut, both ways, when the rule goes.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { NetworkAgent } from '../../agents/network/network.agent.js';
-import type { Message } from '../../domains/kernel/decider.js';
-import { networkCodecFor, networkDefinitions } from '../../infra/codecs/network.codec.js';
 import { ovsAvailable } from '../../infra/ovs/launcher.js';
-import type { Actor, Reply } from '../../infra/envelope/envelope.js';
-import { CommandBus } from '../../infra/runtime/command-bus.js';
-import { DeciderWorker } from '../../infra/runtime/decider-worker.js';
-import { openTestLog, type TestLog } from '../support/backends.js';
-import { inNs, startSimHosts, type Guest, type SimNetwork } from '../support/ovs-hosts.js';
+import { computePort, startNetworkRig, type NetworkRig } from '../support/network-rig.js';
+import { inNs, type Guest } from '../support/ovs-hosts.js';
 import { until } from '../support/wait.js';
 
-const ADMIN: Actor = { userId: 'admin', projectId: 'admin', roles: ['admin'] };
 const PROJECT = 'project-sg';
-type M = Message & Record<string, unknown>;
 const available = await ovsAvailable();
-
 // A TCP echo server, and a client that says whether an echo came back within a second.
 const SERVER = `require('net').createServer((s) => s.pipe(s)).listen(22, '0.0.0.0', () => console.log('listening'))`;
 const PROBE = `const s = require('net').connect(22, process.argv[1]);
@@ -38,35 +29,19 @@ const CHATTER = `const s = require('net').connect(22, process.argv[1]);
   s.on('error', () => process.exit(2));`;
 
 describe.skipIf(!available)('security groups on two hosts (embedded log, userspace OVS conntrack, real packets)', () => {
-  let t: TestLog;
-  let domain: string;
-  let worker: DeciderWorker;
-  let bus: CommandBus;
-  let sim: SimNetwork;
-  const agents: NetworkAgent[] = [];
+  let rig: NetworkRig;
   const guests = new Map<string, Guest>();
   const children: ChildProcess[] = [];
-
-  const send = async (aggregateType: string, id: string, command: M): Promise<Reply> => {
-    const reply = await bus.send({ domain, aggregateType, aggregateId: id, type: command.type, payload: networkCodecFor(aggregateType).encodeCommand(command), actor: ADMIN });
-    if (reply.kind !== 'accepted') throw new Error(`${command.type} ${id}: ${reply.rejection.message}`);
-    return reply;
-  };
-  const status = (portId: string) => agents[0]?.feed.view.ports.get(portId)?.status;
-  const rulesOf = (groupId: string) => agents.map((a) => a.feed.view.securityGroups.get(groupId)?.rules.length ?? -1);
+  const send: NetworkRig['send'] = (...args) => rig.send(...args);
+  const status = (portId: string) => rig.agents.get('h1')?.feed.view.ports.get(portId)?.status;
+  const rulesOf = (groupId: string) => [...rig.agents.values()].map((a) => a.feed.view.securityGroups.get(groupId)?.rules.length ?? -1);
 
   async function group(id: string, isDefault: boolean) {
     await send('security_group', id, { type: 'CreateSecurityGroup', securityGroup: { id, projectId: PROJECT, name: isDefault ? 'default' : id, description: '', stateful: true, isDefault } });
   }
   async function port(id: string, hostId: string, mac: string, ip: string, securityGroups: string[]) {
-    await send('port', id, {
-      type: 'CreatePort',
-      port: {
-        id, networkId: 'net-sg', projectId: PROJECT, name: id, macAddress: mac, fixedIps: [{ subnetId: 'net-sg-v4', ipAddress: ip }],
-        deviceOwner: 'compute:nova', deviceId: `vm-${id}`, securityGroups, portSecurityEnabled: true, allowedAddressPairs: [], adminStateUp: true,
-      },
-    });
-    guests.set(id, await sim.addGuest(hostId, id, { mac, ip }));
+    await send('port', id, { type: 'CreatePort', port: computePort(id, 'net-sg', PROJECT, mac, ip, { securityGroups }) });
+    guests.set(id, await rig.sim.addGuest(hostId, id, { mac, ip }));
     await send('port', id, { type: 'BindPort', hostId });
   }
   const run = (g: Guest, script: string, ...args: string[]) => {
@@ -86,13 +61,9 @@ describe.skipIf(!available)('security groups on two hosts (embedded log, userspa
   const SSH_FROM_CLIENTS = { id: 'rule-ssh', direction: 'ingress', ethertype: 'IPv4', protocol: 'tcp', portRangeMin: 22, portRangeMax: 22, remoteIpPrefix: '', remoteGroupId: 'sg-clients', description: 'ssh from the clients' };
 
   beforeAll(async () => {
-    t = await openTestLog('embedded', 4);
-    domain = `network-${t.domain}`;
-    worker = new DeciderWorker({ log: t.log, domain, aggregates: networkDefinitions, topology: t.topology, onError: (e) => console.error(`decider: ${e.message}`) });
-    await worker.start();
-    bus = await CommandBus.connect({ log: t.log, timeoutMs: 30_000 });
-    sim = await startSimHosts(['h1', 'h2'], { agentTunnels: true });
-    for (const h of sim.hosts) agents.push(await NetworkAgent.start({ log: t.log, topology: t.topology, domain, hostId: h.hostId, ovs: h.ovs, bridge: 'bint', tunnelIp: h.tunnelIp, resyncMs: 500 }));
+    rig = await startNetworkRig(['h1', 'h2'], { agentTunnels: true });
+    await rig.startAgent('h1');
+    await rig.startAgent('h2');
 
     await send('network', 'net-sg', {
       type: 'CreateNetwork', segmentAllocated: true,
@@ -112,20 +83,16 @@ describe.skipIf(!available)('security groups on two hosts (embedded log, userspa
 
   afterAll(async () => {
     for (const c of children) c.kill('SIGKILL');
-    for (const a of agents) await a.close().catch(() => undefined);
-    await sim?.close();
-    await bus?.close();
-    await worker?.stop();
-    await t?.close();
+    await rig?.close();
   });
 
   it('lets the default group in from its members only, and a group without ingress rules nothing', async () => {
     const server = guests.get('server')!;
     await until(() => reaches(guests.get('member')!, server.ip), 'member -> server:22', 15_000);
-    expect(await sim.ping(guests.get('member')!, server.ip, 2)).toBe(true);
+    expect(await rig.sim.ping(guests.get('member')!, server.ip, 2)).toBe(true);
     // The clients' group has egress rules only: nothing gets in, not even the server's pings.
-    expect(await sim.ping(server, '10.1.0.3', 2)).toBe(false);
-    expect(await sim.ping(guests.get('client-far')!, server.ip, 2)).toBe(false);
+    expect(await rig.sim.ping(server, '10.1.0.3', 2)).toBe(false);
+    expect(await rig.sim.ping(guests.get('client-far')!, server.ip, 2)).toBe(false);
     expect(await reaches(guests.get('client-far')!, server.ip)).toBe(false);
     expect(await reaches(guests.get('client-near')!, server.ip)).toBe(false);
   }, 60_000);
@@ -136,7 +103,7 @@ describe.skipIf(!available)('security groups on two hosts (embedded log, userspa
     // The echo gets back to the client, whose group lets nothing in: return traffic is tracked (stateful).
     await until(() => reaches(guests.get('client-far')!, server.ip), 'client-far -> server:22 (across hosts)', 15_000);
     expect(await reaches(guests.get('client-near')!, server.ip)).toBe(true); // on the server's own host
-    expect(await sim.ping(guests.get('client-far')!, server.ip, 2)).toBe(false); // only TCP 22 was opened
+    expect(await rig.sim.ping(guests.get('client-far')!, server.ip, 2)).toBe(false); // only TCP 22 was opened
 
     await send('security_group', 'sg-default', { type: 'RemoveSecurityGroupRule', ruleId: SSH_FROM_CLIENTS.id });
     await until(() => rulesOf('sg-default').every((n) => n === 4), 'the agents know the rule is gone');
@@ -155,7 +122,7 @@ describe.skipIf(!available)('security groups on two hosts (embedded log, userspa
     await until(() => echoes >= 10, 'echoes over the established connection', 10_000);
     // Unrelated changes (another port, another rule) leave it running.
     await send('security_group', 'sg-default', { type: 'AddSecurityGroupRule', rule: { ...SSH_FROM_CLIENTS, id: 'rule-icmp', protocol: 'icmp', portRangeMin: null, portRangeMax: null } });
-    await until(() => sim.ping(guests.get('client-far')!, server.ip), 'icmp from the clients', 15_000);
+    await until(() => rig.sim.ping(guests.get('client-far')!, server.ip), 'icmp from the clients', 15_000);
     const before = echoes;
     await until(() => echoes >= before + 10, 'echoes still coming after an unrelated rule', 10_000);
 
@@ -168,6 +135,6 @@ describe.skipIf(!available)('security groups on two hosts (embedded log, userspa
     expect(echoes).toBe(cut);
     expect(await reaches(guests.get('client-far')!, server.ip)).toBe(false);
     // The ICMP rule still stands.
-    expect(await sim.ping(guests.get('client-far')!, server.ip, 2)).toBe(true);
+    expect(await rig.sim.ping(guests.get('client-far')!, server.ip, 2)).toBe(true);
   }, 120_000);
 });
