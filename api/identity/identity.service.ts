@@ -11,13 +11,12 @@ import { tracer } from '../../infra/telemetry/telemetry.js';
 import { RESOURCE_TABLES } from '../../projections/identity/identity.projection.js';
 import {
   assignmentFromRow,
-  DEFAULT_PAGE_SIZE,
-  MAX_PAGE_SIZE,
   rowToResource,
   type IdentityQueries,
   type Where,
 } from '../../projections/identity/identity.queries.js';
 import type { Authenticator } from '../auth/authenticator.js';
+import { pageSize, required, type Req, type Res } from '../request.js';
 import { dummyVerify, hashPassword, verifyPassword } from '../auth/password.js';
 import { newAuditId, type TokenCodec, type TokenPayload, type TokenScope } from '../auth/token.js';
 import { ApiError, invalid, refuse, toServiceError } from '../errors.js';
@@ -25,8 +24,6 @@ import type { Caller } from '../policy/policy.js';
 import { identityPolicy } from '../policy/identity.policy.js';
 import { resourceId, type IdentityWriter } from './identity.writer.js';
 
-type Req = Record<string, any>;
-type Res = Record<string, unknown>;
 
 export interface IdentityServiceOptions {
   writer: IdentityWriter;
@@ -61,19 +58,6 @@ const TOGGLES = new Set<Kind>(['domain', 'project', 'user', 'service', 'endpoint
 const snake = (s: string) => s.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`);
 const rpcRule = (rpc: string) => `identity:${snake(rpc).replace(/^_/, '')}`;
 const timestamp = (ms: number) => ({ seconds: Math.floor(ms / 1000), nanos: (ms % 1000) * 1e6 });
-
-function pageSize(req: Req): number {
-  const n = Number(req.pageSize ?? 0);
-  if (!Number.isInteger(n) || n < 0) throw invalid('page_size', `must be between 0 and ${MAX_PAGE_SIZE}`);
-  if (n > MAX_PAGE_SIZE) throw invalid('page_size', `must be at most ${MAX_PAGE_SIZE}, got ${n}`);
-  return n === 0 ? DEFAULT_PAGE_SIZE : n;
-}
-
-/** Checks a string field, throwing INVALID_ARGUMENT naming it. */
-function required(field: string, value: unknown): string {
-  if (typeof value !== 'string' || value === '') throw invalid(field, 'is required');
-  return value;
-}
 
 const actorOf = (c: Caller): Actor => ({
   userId: c.userId,

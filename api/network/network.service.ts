@@ -8,7 +8,6 @@
 // and a port that names no group (with port security on) gets it.
 import { SpanKind, SpanStatusCode, context, trace } from '@opentelemetry/api';
 import type { ServerUnaryCall, sendUnaryData, UntypedServiceImplementation } from '@grpc/grpc-js';
-import { createHash, randomUUID } from 'node:crypto';
 import { InvalidArgumentError } from '../../domains/kernel/rejection.js';
 import { inCidr, parseCidr } from '../../domains/network/ip.js';
 import type { FixedIp, Network, Port, SecurityGroup, SecurityGroupRule, Subnet } from '../../domains/network/network.types.js';
@@ -19,14 +18,13 @@ import type { NetworkQueries, NetworkRecord, PortRecord, SecurityGroupRecord, Se
 import type { Authenticator } from '../auth/authenticator.js';
 import { ApiError, invalid, refuse, toServiceError } from '../errors.js';
 import { networkPolicy, networkRule } from '../policy/network.policy.js';
+import { actorOf, callerProject, derivedId, pageSize, requestIdOf, required, updateMaskOf, type Req, type Res } from '../request.js';
 import type { Caller, Target } from '../policy/policy.js';
 import { createNetwork, createPort, DEFAULT_SEGMENT_RANGES, deleteNetwork, deletePort, type SagaContext, type SegmentRanges } from './network.sagas.js';
 import type { NetworkWriter } from './network.writer.js';
 import { disassociateFloatingIps } from './router.sagas.js';
 import { registerRouterRpcs } from './router.service.js';
 
-export type Req = Record<string, any>;
-export type Res = Record<string, unknown>;
 
 export interface NetworkServiceOptions {
   writer: NetworkWriter;
@@ -36,42 +34,8 @@ export interface NetworkServiceOptions {
   segmentRanges?: SegmentRanges;
 }
 
-export const DEFAULT_PAGE_SIZE = 100;
-export const MAX_PAGE_SIZE = 1000;
-
-const camel = (s: string) => s.replace(/_([a-z])/g, (_, c: string) => c.toUpperCase());
-
-export function required(field: string, value: unknown): string {
-  if (typeof value !== 'string' || value === '') throw invalid(field, 'is required');
-  return value;
-}
-
-export function pageSize(req: Req): number {
-  const n = Number(req.pageSize ?? 0);
-  if (!Number.isInteger(n) || n < 0) throw invalid('page_size', `must be between 0 and ${MAX_PAGE_SIZE}`);
-  if (n > MAX_PAGE_SIZE) throw invalid('page_size', `must be at most ${MAX_PAGE_SIZE}, got ${n}`);
-  return n === 0 ? DEFAULT_PAGE_SIZE : n;
-}
-
-export function requestIdOf(req: Req): string {
-  const id = String(req.requestId ?? '');
-  if (id.length > 128) throw invalid('request_id', `must be at most 128 characters, got ${id.length}`);
-  // eslint-disable-next-line no-control-regex
-  if (/[\u0000-\u001f\u007f/]/.test(id)) throw invalid('request_id', 'must not contain control characters or "/"');
-  return id || randomUUID();
-}
-
-export const derivedId = (kind: string, scope: string, requestId: string) => createHash('sha256').update(`strata/${kind}/${scope}/${requestId}`).digest('hex').slice(0, 32);
-
 /** The id of a project's default security group: one per project, whoever asks first. */
 export const defaultGroupId = (projectId: string) => derivedId('security_group', projectId, 'default');
-
-export const callerProject = (c: Caller) => (c.scope.kind === 'project' ? c.scope.projectId : '');
-
-/** The actor on commands: the admin role travels only for cloud admins (the deciders' admin checks). */
-export const actorOf = (c: Caller): Actor => ({ userId: c.userId, projectId: callerProject(c), roles: c.isAdmin ? c.roles : c.roles.filter((r) => r !== 'admin') });
-
-export const mask = (req: Req) => ((req.updateMask?.paths ?? []) as string[]).map(camel);
 
 /** One page of rows fetched with limit size + 1. */
 export const page = <T extends { id: string }>(rows: T[], size: number) => {
@@ -261,7 +225,7 @@ export function createNetworkService(o: NetworkServiceOptions): UntypedServiceIm
     const input = (req.network ?? {}) as Req;
     const n = await visibleNetwork(required('network.id', input.id), c, 'network.id');
     enforce({ projectId: n.projectId });
-    const updateMask = mask(req);
+    const updateMask = updateMaskOf(req);
     const before = networkOf(n);
     const patch = { ...before, ...Object.fromEntries(updateMask.map((m) => [m, input[m]])), id: n.id };
     const command = { type: 'UpdateNetwork', network: patch, updateMask };
@@ -347,7 +311,7 @@ export function createNetworkService(o: NetworkServiceOptions): UntypedServiceIm
     const input = (req.subnet ?? {}) as Req;
     const s = await visibleSubnet(required('subnet.id', input.id), c, 'subnet.id');
     enforce({ projectId: s.projectId });
-    const updateMask = mask(req);
+    const updateMask = updateMaskOf(req);
     const { usedIps: _u, ...before } = s;
     const patch = { ...before, ...Object.fromEntries(updateMask.map((m) => [m, input[m]])), id: s.id };
     const command = { type: 'UpdateSubnet', subnet: patch, updateMask };
@@ -461,7 +425,7 @@ export function createNetworkService(o: NetworkServiceOptions): UntypedServiceIm
     const input = (req.port ?? {}) as Req;
     const p = await visiblePort(required('port.id', input.id), c);
     enforce({ projectId: p.projectId });
-    const updateMask = mask(req);
+    const updateMask = updateMaskOf(req);
     const patch = { ...portOf(p), ...Object.fromEntries(updateMask.map((m) => [m, input[m]])), id: p.id };
     const command = { type: 'UpdatePort', port: patch, updateMask };
     validateNetworkCommand(command);
@@ -525,7 +489,7 @@ export function createNetworkService(o: NetworkServiceOptions): UntypedServiceIm
     const input = (req.securityGroup ?? {}) as Req;
     const g = await visibleGroup(required('security_group.id', input.id), c, 'security_group.id');
     enforce({ projectId: g.projectId });
-    const updateMask = mask(req);
+    const updateMask = updateMaskOf(req);
     const { rules: _r, ...before } = g;
     const patch = { ...before, ...Object.fromEntries(updateMask.map((m) => [m, input[m]])), id: g.id };
     if (g.isDefault && updateMask.includes('name') && patch.name !== 'default') throw invalid('security_group.name', 'the default group keeps its name');

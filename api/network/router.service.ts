@@ -13,7 +13,8 @@ import type { FloatingIpRecord, NetworkQueries, NetworkRecord, PortRecord, Route
 import { ApiError, invalid, refuse } from '../errors.js';
 import type { Caller, Target } from '../policy/policy.js';
 import type { SagaContext } from './network.sagas.js';
-import { actorOf, callerProject, derivedId, mask, page, pageSize, requestIdOf, required, type Req, type Res } from './network.service.js';
+import { actorOf, callerProject, derivedId, pageSize, requestIdOf, required, updateMaskOf, type Req, type Res } from '../request.js';
+import { page } from './network.service.js';
 import {
   addRouterInterfaceByPort, addRouterInterfaceBySubnet, clearRouterGateway, createFloatingIp, createRouter, deleteFloatingIp, deleteRouter, floatingIpPortId, l3PortId,
   removeRouterInterface, setRouterGateway, type GatewayRequest,
@@ -186,7 +187,7 @@ export function registerRouterRpcs(d: RouterRpcDeps): void {
     const input = (req.router ?? {}) as Req;
     const r = await visibleRouter(required('router.id', input.id), c, 'router.id');
     enforce({ projectId: r.projectId });
-    const updateMask = mask(req);
+    const updateMask = updateMaskOf(req);
     const fields = updateMask.filter((m) => m !== 'externalGatewayInfo');
     const gateway = updateMask.includes('externalGatewayInfo');
     const before: Router = { id: r.id, projectId: r.projectId, name: r.name, adminStateUp: r.adminStateUp, externalGatewayInfo: r.externalGatewayInfo };
@@ -382,7 +383,7 @@ export function registerRouterRpcs(d: RouterRpcDeps): void {
     const input = (req.floatingIp ?? {}) as Req;
     const f = await visibleFloatingIp(required('floating_ip.id', input.id), c, 'floating_ip.id');
     enforce({ projectId: f.projectId });
-    const updateMask = mask(req);
+    const updateMask = updateMaskOf(req);
     if (updateMask.length === 0) throw invalid('update_mask', 'name the fields to change (any of port_id, fixed_ip_address)');
     for (const m of updateMask) {
       if (m !== 'portId' && m !== 'fixedIpAddress') throw invalid('update_mask', `floating_ip field ${m.replace(/[A-Z]/g, (x) => `_${x.toLowerCase()}`)} cannot be changed (port_id, fixed_ip_address)`);

@@ -39,9 +39,6 @@ export interface Page<T> {
   nextPageToken: string;
 }
 
-export const MAX_PAGE_SIZE = 1000;
-export const DEFAULT_PAGE_SIZE = 100;
-
 export const encodePageToken = (lastId: string) => Buffer.from(lastId, 'utf8').toString('base64url');
 export const decodePageToken = (token: string): string => Buffer.from(token, 'base64url').toString('utf8');
 
