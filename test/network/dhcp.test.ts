@@ -15,20 +15,12 @@ import { chmod, mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promis
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { NetworkAgent } from '../../agents/network/network.agent.js';
-import type { Message } from '../../domains/kernel/decider.js';
 import type { Subnet } from '../../domains/network/network.types.js';
-import { networkCodecFor, networkDefinitions } from '../../infra/codecs/network.codec.js';
 import { ovsAvailable } from '../../infra/ovs/launcher.js';
-import type { Actor, Reply } from '../../infra/envelope/envelope.js';
-import { CommandBus } from '../../infra/runtime/command-bus.js';
-import { DeciderWorker } from '../../infra/runtime/decider-worker.js';
-import { openTestLog, type TestLog } from '../support/backends.js';
-import { inNs, startSimHosts, type Guest, type SimNetwork } from '../support/ovs-hosts.js';
+import { computePort, startNetworkRig, type NetworkRig } from '../support/network-rig.js';
+import { inNs, type Guest } from '../support/ovs-hosts.js';
 import { until } from '../support/wait.js';
 
-const ADMIN: Actor = { userId: 'admin', projectId: 'admin', roles: ['admin'] };
-type M = Message & Record<string, unknown>;
 const PROJECT = 'project-dhcp';
 const SECURITY_GROUP = 'sg-dhcp-default';
 
@@ -63,33 +55,21 @@ exit 0
 `;
 
 describe.skipIf(!available)('DHCP on two hosts (embedded log, userspace OVS, dnsmasq, busybox udhcpc)', () => {
-  let t: TestLog;
-  let domain: string;
-  let worker: DeciderWorker;
-  let bus: CommandBus;
-  let sim: SimNetwork;
+  let rig: NetworkRig;
   let work: string;
-  const agents = new Map<string, NetworkAgent>();
   const guests = new Map<string, Guest>();
   const subnets = new Map<string, Subnet>();
 
-  const send = async (aggregateType: string, id: string, command: M): Promise<Reply> => {
-    const reply = await bus.send({ domain, aggregateType, aggregateId: id, type: command.type, payload: networkCodecFor(aggregateType).encodeCommand(command), actor: ADMIN });
-    if (reply.kind !== 'accepted') throw new Error(`${command.type} ${id}: ${reply.rejection.message}`);
-    return reply;
-  };
-  const hostOf = (hostId: string) => sim.hosts.find((x) => x.hostId === hostId)!;
+  const send: NetworkRig['send'] = (...args) => rig.send(...args);
+  const hostOf = (hostId: string) => rig.host(hostId);
   const stateDir = (hostId: string) => join(work, `state-${hostId}`);
   const dhcpDir = (hostId: string) => join(stateDir(hostId), 'dhcp');
   const startAgent = async (hostId: string) => {
     const h = hostOf(hostId);
-    agents.set(hostId, await NetworkAgent.start({
-      log: t.log, topology: t.topology, domain, hostId, ovs: h.ovs, bridge: 'bint', tunnels: h.tunnels, resyncMs: 500,
-      dhcp: { stateDir: stateDir(hostId), hostNetns: h.ns, namespacePrefix: `${h.ns}-` },
-    }));
+    await rig.startAgent(hostId, { dhcp: { stateDir: stateDir(hostId), hostNetns: h.ns, namespacePrefix: `${h.ns}-` } });
   };
-  const agent = (hostId: string) => agents.get(hostId)!;
-  const status = (portId: string) => [...agents.values()][0]?.feed.view.ports.get(portId)?.status;
+  const agent = (hostId: string) => rig.agents.get(hostId)!;
+  const status = (portId: string) => [...rig.agents.values()][0]?.feed.view.ports.get(portId)?.status;
   const qdhcp = (hostId: string, networkId: string) => `/run/netns/${hostOf(hostId).ns}-qdhcp-${networkId}`;
   const serverLog = (hostId: string, networkId: string) => readFile(join(dhcpDir(hostId), networkId, 'log'), 'utf8').catch(() => '');
   /** The live dnsmasq processes started for `networkId` from `hostId`'s state directory. */
@@ -118,14 +98,9 @@ describe.skipIf(!available)('DHCP on two hosts (embedded log, userspace OVS, dns
   /** A port with its fixed IP, bound to `hostId`, and a guest plugged as it with no address. */
   async function port(id: string, subnetId: string, hostId: string, mac: string, ip: string, portSecurity = true) {
     const networkId = subnets.get(subnetId)!.networkId;
-    await send('port', id, {
-      type: 'CreatePort',
-      port: {
-        id, networkId, projectId: PROJECT, name: id, macAddress: mac, fixedIps: [{ subnetId, ipAddress: ip }],
-        deviceOwner: 'compute:nova', deviceId: `vm-${id}`, securityGroups: portSecurity ? [SECURITY_GROUP] : [], portSecurityEnabled: portSecurity, allowedAddressPairs: [], adminStateUp: true,
-      },
-    });
-    const g = await sim.addGuest(hostId, id, { mac });
+    const fixedIps = [{ subnetId, ipAddress: ip }];
+    await send('port', id, { type: 'CreatePort', port: computePort(id, networkId, PROJECT, mac, ip, { fixedIps, securityGroups: portSecurity ? [SECURITY_GROUP] : [], portSecurityEnabled: portSecurity }) });
+    const g = await rig.sim.addGuest(hostId, id, { mac });
     // Not the network's MTU, so that the lease's MTU shows.
     await inNs(g.ns, 'ip', 'link', 'set', 'eth0', 'mtu', '1500');
     guests.set(id, g);
@@ -156,12 +131,7 @@ describe.skipIf(!available)('DHCP on two hosts (embedded log, userspace OVS, dns
     await chmod(work, 0o755);
     await writeFile(join(work, 'udhcpc.sh'), UDHCPC_SCRIPT);
     await chmod(join(work, 'udhcpc.sh'), 0o755);
-    t = await openTestLog('embedded', 4);
-    domain = `network-${t.domain}`;
-    worker = new DeciderWorker({ log: t.log, domain, aggregates: networkDefinitions, topology: t.topology, onError: (e) => console.error(`decider: ${e.message}`) });
-    await worker.start();
-    bus = await CommandBus.connect({ log: t.log, timeoutMs: 30_000 });
-    sim = await startSimHosts(['h1', 'h2']);
+    rig = await startNetworkRig(['h1', 'h2'], { agentTunnels: true });
     await startAgent('h1');
     await startAgent('h2');
     await send('security_group', SECURITY_GROUP, {
@@ -175,7 +145,7 @@ describe.skipIf(!available)('DHCP on two hosts (embedded log, userspace OVS, dns
   }, 120_000);
 
   afterAll(async () => {
-    for (const a of agents.values()) {
+    for (const a of rig?.agents.values() ?? []) {
       await a.close().catch(() => undefined);
       await a.dhcp?.removeAll().catch((e) => console.error(e));
     }
@@ -183,13 +153,10 @@ describe.skipIf(!available)('DHCP on two hosts (embedded log, userspace OVS, dns
     for (const hostId of ['h1', 'h2']) {
       for (const networkId of ['net-dhcp', 'net-static']) {
         if (work) for (const pid of await dnsmasqsOf(hostId, networkId)) process.kill(pid, 'SIGKILL');
-        if (sim && existsSync(qdhcp(hostId, networkId))) execFileSync('ip', ['netns', 'del', qdhcp(hostId, networkId).slice('/run/netns/'.length)]);
+        if (rig && existsSync(qdhcp(hostId, networkId))) execFileSync('ip', ['netns', 'del', qdhcp(hostId, networkId).slice('/run/netns/'.length)]);
       }
     }
-    await sim?.close();
-    await bus?.close();
-    await worker?.stop();
-    await t?.close();
+    await rig?.close();
     if (work) await rm(work, { recursive: true, force: true });
   }, 120_000);
 
@@ -208,8 +175,8 @@ describe.skipIf(!available)('DHCP on two hosts (embedded log, userspace OVS, dns
     expect(await addressesOf('d1')).toEqual({ mtu: 1450, ipv4: ['10.40.0.11/24'] });
 
     expect(await dhcp('d2')).toMatchObject({ ip: '10.40.0.12', router: '10.40.0.1' });
-    await until(() => sim.ping(guests.get('d1')!, '10.40.0.12'), 'd1 -> d2 across the hosts', 30_000);
-    expect(await sim.ping(guests.get('d2')!, '10.40.0.11', 3)).toBe(true);
+    await until(() => rig.sim.ping(guests.get('d1')!, '10.40.0.12'), 'd1 -> d2 across the hosts', 30_000);
+    expect(await rig.sim.ping(guests.get('d2')!, '10.40.0.11', 3)).toBe(true);
 
     // Each request was answered on its own host: h2's server never saw d1, h1's never saw d2.
     expect(await serverLog('h1', 'net-dhcp')).toMatch(/DHCPACK\(dhcp0\) 10\.40\.0\.11 02:00:00:00:d1:01/);
@@ -254,8 +221,7 @@ describe.skipIf(!available)('DHCP on two hosts (embedded log, userspace OVS, dns
 
   it('a restarted agent adopts its dnsmasq: still one per network, and leases renew', async () => {
     const before = await agent('h1').dhcp!.pidOf('net-dhcp');
-    await agent('h1').close();
-    agents.delete('h1');
+    await rig.stopAgent('h1');
     await startAgent('h1');
     expect(agent('h1').dhcp!.stats).toMatchObject({ adopted: 1, started: 0, restarted: 0 });
     expect(await agent('h1').dhcp!.pidOf('net-dhcp')).toBe(before);
