@@ -18,7 +18,19 @@ export const COMPUTE_HELP = `  flavor create|list|show|set|delete, flavor access
   aggregate create|list|show|set|delete|add-host|remove-host
   server-group create|list|show|delete
   server create|list|show|delete|<action>|console|actions|watch  (strata server --help)
+  server add port|add network|remove port|remove network|interfaces
   operation show|wait NAME`;
+
+/** A network's or port's id from its id or its name (the caller's view); the name must be unique. */
+async function resolveNamed(ctx: Context, rpc: string, field: string, what: string, nameOrId: string): Promise<string> {
+  const rows = (await ctx.client().call(rpc, { pageSize: 1000 }))[field] as Obj[];
+  if (rows.some((r) => r.id === nameOrId)) return nameOrId;
+  const named = rows.filter((r) => r.name === nameOrId);
+  if (named.length > 1) throw new UsageError(`more than one ${what} is named ${nameOrId}: give its id (${named.map((r) => r.id).join(', ')})`);
+  return named[0]?.id ?? nameOrId;
+}
+const resolveNetwork = (ctx: Context, v: string) => resolveNamed(ctx, 'ListNetworks', 'networks', 'network', v);
+const resolvePort = (ctx: Context, v: string) => resolveNamed(ctx, 'ListPorts', 'ports', 'port', v);
 
 const QUOTA_FLAGS: Record<string, string> = {
   instances: 'instances',
@@ -416,6 +428,15 @@ const serverDetail = (s: Obj) => ({
   created: time(s.createdAt),
   updated: time(s.updatedAt),
   allowed_actions: s.allowedActions,
+  interfaces: ((s.interfaces ?? []) as Obj[]).map(interfaceLine),
+});
+
+/** One interface as `strata server show` prints it: port, network, MAC, addresses and state. */
+const interfaceLine = (i: Obj) =>
+  `${i.portId} on ${i.networkId}${i.macAddress ? ` ${i.macAddress}` : ''}${(i.fixedIps ?? []).map((f: Obj) => ` ${f.ipAddress}`).join('')} (${i.state}${i.preserveOnDelete ? ', kept on delete' : ''}${i.fault ? `: ${i.fault}` : ''})`;
+const INTERFACE_COLUMNS = ['port', 'network', 'mac', 'addresses', 'state', 'kept'];
+const interfaceRow = (i: Obj) => ({
+  port: i.portId, network: i.networkId, mac: i.macAddress, addresses: (i.fixedIps ?? []).map((f: Obj) => f.ipAddress).join(' '), state: i.state, kept: i.preserveOnDelete ? 'yes' : 'no',
 });
 
 const showServer = (ctx: Context, s: Obj) => print(ctx.output, ctx.output === 'json' ? s : serverDetail(s));
@@ -448,7 +469,13 @@ const actionUsage = (a: ServerAction) =>
     .join('')} [--wait] [--request-id R]`;
 
 const SERVER_USAGE = `Usage: strata server create --name N --flavor FLAVOR --image IMAGE [--key-name K] [--zone Z] [--group ID]
+                            [--network NET]... [--port PORT]... [--nic net-id=NET[,v4-fixed-ip=IP]|port-id=PORT|none|auto]...
                             [--property K=V]... [--min N] [--max N] [--request-id R] [--wait] [--timeout S]
+       strata server add port SERVER PORT [--wait] [--request-id R]
+       strata server add network SERVER NETWORK [--fixed-ip IP] [--wait] [--request-id R]
+       strata server remove port SERVER PORT [--wait] [--request-id R]
+       strata server remove network SERVER NETWORK [--wait]
+       strata server interfaces SERVER
        strata server list [--status S] [--name N] [--host H] [--project ID | --all-projects] [--page-size N] [--page-token T]
        strata server show SERVER
        strata server console SERVER [--lines N]
@@ -459,7 +486,11 @@ ${SERVER_ACTIONS.map((a) => `  ${actionUsage(a).padEnd(78)} ${a.summary}`).join(
 \`strata server show\` lists the actions the server allows now (allowed_actions).
 \`strata server console\` shows the guest's serial console, from its host's agent (the last N lines with --lines);
 a host whose agent serves no console shows the server's actions instead, and says so when its agent is unreachable.
---wait gives up after --timeout seconds (default 600); create --wait waits until ACTIVE or ERROR.`;
+--wait gives up after --timeout seconds (default 600); create --wait waits until ACTIVE or ERROR.
+Networks (Nova's): each --network makes the server a port there (deleted with it), each --port gives it a
+port of yours (kept, freed); --nic none: no network; --nic auto or nothing: the one network the project may use.
+add/remove port|network attach and detach interfaces (ACTIVE, PAUSED or SHUTOFF servers; a running guest
+gets the NIC hot-plugged); remove network detaches every interface on that network.`;
 
 async function serverCreate(ctx: Context, argv: string[]): Promise<number> {
   const { values } = parse(
@@ -467,10 +498,25 @@ async function serverCreate(ctx: Context, argv: string[]): Promise<number> {
     {
       name: { type: 'string' }, flavor: { type: 'string' }, image: { type: 'string' }, 'key-name': { type: 'string' }, zone: { type: 'string' }, group: { type: 'string' },
       property: { type: 'string', multiple: true }, min: { type: 'string' }, max: { type: 'string' }, 'request-id': { type: 'string' }, wait: { type: 'boolean' }, timeout: { type: 'string' },
+      network: { type: 'string', multiple: true }, port: { type: 'string', multiple: true }, nic: { type: 'string', multiple: true },
     },
     SERVER_USAGE,
   );
   if (!str(values.flavor)) throw new UsageError(`--flavor is required\n\n${SERVER_USAGE}`);
+  const networks: Obj[] = [];
+  let networkAllocation = '';
+  for (const n of (values.network as string[] | undefined) ?? []) networks.push({ uuid: await resolveNetwork(ctx, n) });
+  for (const p of (values.port as string[] | undefined) ?? []) networks.push({ port: await resolvePort(ctx, p) });
+  for (const nic of (values.nic as string[] | undefined) ?? []) {
+    if (nic === 'none' || nic === 'auto') {
+      networkAllocation = nic;
+      continue;
+    }
+    const kv = Object.fromEntries(nic.split(',').map((x) => x.split('=', 2) as [string, string]));
+    const unknown = Object.keys(kv).filter((k) => !['net-id', 'port-id', 'v4-fixed-ip', 'v6-fixed-ip'].includes(k));
+    if (unknown.length > 0 || (!kv['net-id'] && !kv['port-id'])) throw new UsageError(`--nic ${nic}: give net-id=NET[,v4-fixed-ip=IP], port-id=PORT, none or auto`);
+    networks.push(kv['port-id'] ? { port: await resolvePort(ctx, kv['port-id']) } : { uuid: await resolveNetwork(ctx, kv['net-id']), fixedIp: kv['v4-fixed-ip'] ?? kv['v6-fixed-ip'] ?? '' });
+  }
   const res = await ctx.client().call('CreateServer', {
     name: str(values.name) ?? '',
     flavorId: await resolveFlavor(ctx, str(values.flavor)!),
@@ -482,6 +528,8 @@ async function serverCreate(ctx: Context, argv: string[]): Promise<number> {
     minCount: int('min', values.min) ?? 0,
     maxCount: int('max', values.max) ?? 0,
     requestId: str(values['request-id']) ?? '',
+    networks,
+    networkAllocation,
   });
   let servers = res.servers as Obj[];
   let code: number = EXIT_CODES.ok;
@@ -534,6 +582,52 @@ async function serverAction(ctx: Context, a: ServerAction, argv: string[]): Prom
   return code;
 }
 
+/** Follows an interface operation (--wait) and prints what became of it. */
+async function interfaceOutcome(ctx: Context, what: string, id: string, res: Obj, values: Obj): Promise<number> {
+  let op = res.operation as Obj;
+  let code: number = EXIT_CODES.ok;
+  if (values.wait) {
+    op = await waitFor(ctx, op, int('timeout', values.timeout) ?? 600);
+    code = waited(ctx, [op]);
+  }
+  if (ctx.output === 'json') print(ctx.output, { operation: op, ...(res.interface ? { interface: res.interface } : {}) });
+  else console.log(`${what} ${id}: ${op.done ? (op.result === 'success' ? 'done' : `failed: ${op.error}`) : 'running'} (operation ${op.name})`);
+  return code;
+}
+
+/** strata server add port|network, remove port|network, interfaces (Nova's os-interface). */
+async function serverInterfaceCommand(ctx: Context, verb: string, argv: string[]): Promise<number> {
+  const client = ctx.client();
+  if (verb === 'interfaces') {
+    const { positionals } = parse(argv, {}, SERVER_USAGE);
+    const res = await client.call('ListServerInterfaces', { id: need(positionals, 'server', SERVER_USAGE) });
+    print(ctx.output, ctx.output === 'json' ? { interfaces: res.interfaces } : (res.interfaces as Obj[]).map(interfaceRow), INTERFACE_COLUMNS);
+    return EXIT_CODES.ok;
+  }
+  const [kind, ...rest] = argv;
+  if (kind !== 'port' && kind !== 'network') helpOrUsage(kind, SERVER_USAGE);
+  const { values, positionals } = parse(rest, { wait: { type: 'boolean' }, timeout: { type: 'string' }, 'request-id': { type: 'string' }, 'fixed-ip': { type: 'string' } }, SERVER_USAGE);
+  const id = need(positionals, 'server', SERVER_USAGE);
+  const target = positionals[1];
+  if (!target) throw new UsageError(`name the ${kind}\n\n${SERVER_USAGE}`);
+  const requestId = str(values['request-id']) ?? '';
+  if (verb === 'add') {
+    const req = kind === 'port' ? { id, portId: await resolvePort(ctx, target), requestId } : { id, networkId: await resolveNetwork(ctx, target), fixedIp: str(values['fixed-ip']) ?? '', requestId };
+    return interfaceOutcome(ctx, `add ${kind}`, id, await client.call('AttachInterface', req), values);
+  }
+  if (kind === 'port') return interfaceOutcome(ctx, 'remove port', id, await client.call('DetachInterface', { id, portId: await resolvePort(ctx, target), requestId }), values);
+  // remove network: every interface of the server on that network.
+  const network = await resolveNetwork(ctx, target);
+  const on = ((await client.call('ListServerInterfaces', { id })).interfaces as Obj[]).filter((i) => i.networkId === network);
+  if (on.length === 0) {
+    console.error(`strata: server ${id} has no interface on network ${network}`);
+    return EXIT_CODES.notFound;
+  }
+  let code: number = EXIT_CODES.ok;
+  for (const i of on) code = Math.max(code, await interfaceOutcome(ctx, 'remove port', id, await client.call('DetachInterface', { id, portId: i.portId }), values));
+  return code;
+}
+
 async function serverCommand(ctx: Context, argv: string[]): Promise<number> {
   const [verb, ...rest] = argv;
   const client = ctx.client();
@@ -542,6 +636,10 @@ async function serverCommand(ctx: Context, argv: string[]): Promise<number> {
   switch (verb) {
     case 'create':
       return serverCreate(ctx, rest);
+    case 'add':
+    case 'remove':
+    case 'interfaces':
+      return serverInterfaceCommand(ctx, verb, rest);
     case 'list': {
       const { values } = parse(
         rest,

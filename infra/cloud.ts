@@ -15,6 +15,7 @@ import { protoRoot } from './envelope/envelope.codec.js';
 import { Conductor, type ConductorOptions } from './sagas/compute.conductor.js';
 import { ComputeFeed } from './sagas/compute.feed.js';
 import { hostedDomains } from './domains.js';
+import { NETWORK_DOMAIN } from '../domains/network/network.types.js';
 import type { Log } from './log/log.js';
 import { DeciderWorker } from './runtime/decider-worker.js';
 import type { TopologyOptions } from './runtime/topology.js';
@@ -74,14 +75,6 @@ export async function startCloud(o: CloudOptions): Promise<Cloud> {
     keysDir: join(o.stateDir, 'token-keys'),
     ...o.identity,
   });
-  const compute = await createComputeApi({
-    log: o.log,
-    store: o.store,
-    topology: o.topology,
-    authenticator: identity.authenticator,
-    now: o.identity?.now,
-    ...o.compute,
-  });
   const network = await createNetworkApi({
     log: o.log,
     store: o.store,
@@ -90,10 +83,21 @@ export async function startCloud(o: CloudOptions): Promise<Cloud> {
     now: o.identity?.now,
     ...o.network,
   });
+  const compute = await createComputeApi({
+    log: o.log,
+    store: o.store,
+    topology: o.topology,
+    authenticator: identity.authenticator,
+    now: o.identity?.now,
+    // CreateServer and AttachInterface check the networks and ports asked for in the network read models.
+    networks: network.queries,
+    ...o.compute,
+  });
   const onError = o.onError ?? ((e: Error) => console.error(`compute: ${e.message}`));
   const needFeed = o.conductor !== false || (o.computeHosts?.length ?? 0) > 0;
   const feed = needFeed ? await ComputeFeed.start(o.log, o.topology) : undefined;
-  const conductor = o.conductor === false ? undefined : await Conductor.start({ log: o.log, topology: o.topology, feed, onError, ...o.conductor });
+  // The conductor makes, binds and lets go of the servers' ports in the network domain hosted here.
+  const conductor = o.conductor === false ? undefined : await Conductor.start({ log: o.log, topology: o.topology, feed, onError, network: { domain: NETWORK_DOMAIN }, ...o.conductor });
   const agents = o.computeHosts?.length
     ? await ComputeAgents.start({ log: o.log, topology: o.topology, feed, hosts: o.computeHosts, onError, listen: o.computeAgentListen })
     : undefined;

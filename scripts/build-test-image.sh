@@ -4,6 +4,16 @@
 # <dir>/initramfs.cpio.gz, a static busybox whose /init mounts proc, sys and dev, prints
 # STRATA-GUEST-READY on the serial console (boot with console=ttyS0), then "tick N" every second.
 #
+# Networking: the cloud kernel has virtio-net as modules, so they are in the initramfs and /init
+# loads them. /init brings up each interface an `ip=` argument of the kernel command line names,
+# in dracut's form `ip=<address>::<gateway>:<netmask>:<hostname>:<interface>:none:<mtu>:<mac>`
+# (the qemu driver writes one per port of the server with an IPv4 address), finding the interface
+# by its MAC, and prints "STRATA-IP <dev> <mac> <address>/<prefix>". With
+# `strata.ping=<address>[,<address>...]` (an image's os_command_line) it pings each address until
+# it answers (at most 120 tries) and prints "STRATA-PING <address> ok" (or "... failed"). It prints
+# "STRATA-NET <the names in /sys/class/net>" at the start and whenever they change (a NIC
+# hot-plugged or unplugged).
+#
 #   scripts/build-test-image.sh [dir]    # dir: $STRATA_TEST_IMAGE_DIR or ~/.cache/strata/test-image
 #
 # Idempotent: does nothing when the image in <dir> was built from the same kernel, busybox and
@@ -34,6 +44,21 @@ cp "$busybox" "$root/bin/busybox"
 for applet in $("$busybox" --list); do
   [ "$applet" = busybox ] || ln -sf busybox "$root/bin/$applet"
 done
+# The virtio-net driver and what it needs, in load order: the cloud kernel has them as modules.
+release=$(basename "$kernel" | sed 's/^vmlinuz-//')
+moddir=/lib/modules/$release
+mkdir -p "$root/lib/modules"
+for m in virtio_ring virtio virtio_pci_legacy_dev virtio_pci_modern_dev virtio_pci failover net_failover virtio_net; do
+  f=$(find "$moddir/kernel" -name "$m.ko*" | head -n 1)
+  [ -n "$f" ] || { echo "build-test-image: no module $m in $moddir (linux-image-cloud-amd64's modules)" >&2; exit 1; }
+  case "$f" in
+    *.ko.xz) xz -dc "$f" > "$root/lib/modules/$m.ko" ;;
+    *.ko.zst) zstd -qdc "$f" > "$root/lib/modules/$m.ko" ;;
+    *.ko.gz) gzip -dc "$f" > "$root/lib/modules/$m.ko" ;;
+    *) cp "$f" "$root/lib/modules/$m.ko" ;;
+  esac
+  echo "$m" >> "$root/lib/modules/order"
+done
 cat > "$root/init" <<'EOF'
 #!/bin/busybox sh
 export PATH=/bin:/sbin
@@ -42,10 +67,72 @@ mount -t sysfs sys /sys
 mount -t devtmpfs dev /dev
 exec </dev/null >/dev/ttyS0 2>&1
 echo STRATA-GUEST-READY
+for m in $(cat /lib/modules/order); do insmod "/lib/modules/$m.ko" 2>/dev/null; done
+ip link set lo up
+
+# A dotted netmask as a prefix length (a prefix length stays as it is).
+prefix() {
+  case "$1" in *.*) ;; *) echo "$1"; return ;; esac
+  n=0
+  for o in $(echo "$1" | tr . ' '); do
+    while [ "$o" -gt 0 ]; do n=$((n + (o & 1))); o=$((o >> 1)); done
+  done
+  echo "$n"
+}
+
+# One dracut-style ip= argument: <address>::<gateway>:<netmask>:<hostname>:<interface>:none:<mtu>:<mac>
+configure() {
+  old=$IFS; IFS=:; set -- $1; IFS=$old
+  addr=$1 gw=$3 mask=$4 dev=$6 mtu=$8
+  if [ $# -gt 8 ]; then shift 8; else shift $#; fi
+  mac=$(echo "$*" | tr ' ' ':' | tr A-F a-f)
+  if [ -n "$mac" ]; then
+    found=""
+    i=0
+    while [ -z "$found" ] && [ $i -lt 50 ]; do
+      for d in /sys/class/net/*; do
+        [ "$(cat "$d/address" 2>/dev/null)" = "$mac" ] && found=${d##*/}
+      done
+      [ -n "$found" ] || { i=$((i + 1)); sleep 0.1; }
+    done
+    [ -n "$found" ] || { echo "STRATA-IP no interface with MAC $mac"; return; }
+    dev=$found
+  fi
+  [ -n "$mtu" ] && ip link set "$dev" mtu "$mtu"
+  ip link set "$dev" up
+  p=$(prefix "${mask:-32}")
+  ip addr add "$addr/$p" dev "$dev"
+  if [ -n "$gw" ] && [ -z "$have_gw" ]; then ip route add default via "$gw" dev "$dev" 2>/dev/null && have_gw=1; fi
+  echo "STRATA-IP $dev $mac $addr/$p"
+}
+
+targets=""
+for arg in $(cat /proc/cmdline); do
+  case "$arg" in
+    ip=*) configure "${arg#ip=}" ;;
+    strata.ping=*) targets="$targets $(echo "${arg#strata.ping=}" | tr , ' ')" ;;
+  esac
+done
+for t in $targets; do
+  (
+    i=0
+    while [ $i -lt 120 ]; do
+      if ping -c 1 -W 1 "$t" >/dev/null 2>&1; then echo "STRATA-PING $t ok"; exit 0; fi
+      i=$((i + 1))
+    done
+    echo "STRATA-PING $t failed"
+  ) &
+done
+
+nets() { echo $(ls /sys/class/net); }
+seen=$(nets)
+echo "STRATA-NET $seen"
 n=0
 while true; do
   n=$((n + 1))
   echo "tick $n"
+  now=$(nets)
+  if [ "$now" != "$seen" ]; then seen=$now; echo "STRATA-NET $seen"; fi
   sleep 1
 done
 EOF

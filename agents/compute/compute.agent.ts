@@ -8,6 +8,7 @@
 // report meets the original reply; driver operations are idempotent.
 import { randomUUID } from 'node:crypto';
 import type { InstanceView } from '../../domains/compute/compute.view.js';
+import { guestInterfaces } from '../../domains/compute/instance.interfaces.js';
 import { POWER_STATES } from '../../domains/compute/instance.states.js';
 import type { Message } from '../../domains/kernel/decider.js';
 import { TWO_HOST_MOVES, hostDuty, type HostDuty } from '../../domains/compute/sagas/host-duty.js';
@@ -18,7 +19,7 @@ import { CommandBus } from '../../infra/runtime/command-bus.js';
 import type { TopologyOptions } from '../../infra/runtime/topology.js';
 import { ComputeFeed } from '../../infra/sagas/compute.feed.js';
 import { startConsoleServer, type ConsoleServer } from './console.server.js';
-import type { ComputeDriver, GuestSpec } from './driver.js';
+import type { ComputeDriver, GuestInterface, GuestSpec } from './driver.js';
 
 export interface InventoryConfig {
   total: number;
@@ -68,6 +69,11 @@ interface HostAgent {
 
 /** The image a shelve writes and an unshelve boots (Nova's "<name>-shelved" snapshot). */
 export const shelvedImageId = (instanceId: string) => `${instanceId}-shelved`;
+
+/** A server's interface as its driver plugs it. */
+const vifOf = (i: { portId: string; networkId: string; macAddress: string; fixedIps: GuestInterface['fixedIps']; mtu: number }): GuestInterface => ({
+  portId: i.portId, networkId: i.networkId, macAddress: i.macAddress, fixedIps: i.fixedIps, mtu: i.mtu,
+});
 
 /** Guests with no power of their own: nothing to compare with the hypervisor. */
 const NOT_SYNCED = new Set(['building', 'deleted', 'shelved_offloaded', 'soft-delete', 'error']);
@@ -190,12 +196,13 @@ export class ComputeAgents {
   private spec(v: InstanceView, flavor = v.flavor): GuestSpec {
     // Unshelve boots the snapshot the shelve took (the guest's disk as it was).
     const imageId = v.action === 'unshelve' ? shelvedImageId(v.instanceId) : v.actionImageId || v.imageId;
-    return { instanceId: v.instanceId, name: v.name, flavor: flavor!, imageId };
+    return { instanceId: v.instanceId, name: v.name, flavor: flavor!, imageId, interfaces: guestInterfaces(v.interfaces).map(vifOf) };
   }
 
   private async perform(h: HostAgent, v: InstanceView, duty: HostDuty): Promise<void> {
     const id = v.instanceId;
     const driver = h.config.driver;
+    if (duty.kind === 'plug' || duty.kind === 'unplug') return this.plugging(h, v, duty);
     const action = v.action!;
     const key = `agent/${h.config.hostId}/${id}/${v.actionVersion}/${v.failedHosts.length}`;
     if (duty.kind === 'spawn') {
@@ -203,7 +210,7 @@ export class ComputeAgents {
       // a boot that is done sooner goes straight to ACTIVE, one command fewer on the log.
       let progress: Promise<unknown> | undefined;
       const timer =
-        action === 'create' && v.task === 'scheduling'
+        action === 'create' && (v.task === 'scheduling' || v.task === 'networking')
           ? setTimeout(() => {
               progress = this.send(h, id, 'instance', { type: 'AdvanceInstanceTask', taskState: 'spawning' }, `${key}/spawning`).catch((e) => this.fail(e));
             }, this.o.progressAfterMs ?? 100)
@@ -257,6 +264,28 @@ export class ComputeAgents {
     }
     this.stats.actions++;
     await this.send(h, id, 'instance', { type: 'CompleteInstanceAction', action }, `${key}/complete`);
+  }
+
+  /**
+   * Attach or detach interface on a guest of this host, between actions: the NIC is hot-plugged
+   * (or unplugged), or recorded for a guest that is off. Keyed on the port and the request, so a
+   * restarted agent repeating it meets the original reply (and the driver finds the NIC done).
+   */
+  private async plugging(h: HostAgent, v: InstanceView, duty: { kind: 'plug' | 'unplug'; portId: string }): Promise<void> {
+    const id = v.instanceId;
+    const iface = v.interfaces.find((i) => i.portId === duty.portId)!;
+    const key = `agent/${h.config.hostId}/${id}/interface/${duty.portId}/${iface.requestId || 'boot'}/${v.version}`;
+    try {
+      if (duty.kind === 'plug') await h.config.driver.attachInterface(id, vifOf(iface));
+      else await h.config.driver.detachInterface(id, duty.portId);
+    } catch (e) {
+      this.stats.actionFailures++;
+      const what = duty.kind === 'plug' ? 'attach' : 'detach';
+      await this.send(h, id, 'instance', { type: 'FailInstanceInterface', portId: duty.portId, message: `${what} of port ${duty.portId} on host ${h.config.hostId} failed: ${(e as Error).message}` }, `${key}/failed`);
+      return;
+    }
+    this.stats.actions++;
+    await this.send(h, id, 'instance', { type: duty.kind === 'plug' ? 'ReportInterfacePlugged' : 'ReportInterfaceUnplugged', portId: duty.portId }, `${key}/${duty.kind}ged`);
   }
 
   /** A plain action on a guest of this host, as driver calls. */

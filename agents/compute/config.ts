@@ -8,6 +8,7 @@ import type { HostConfig } from './compute.agent.js';
 import { parseListen } from './console.server.js';
 import type { ComputeDriver } from './driver.js';
 import { FakeDriver } from './fake.driver.js';
+import { Ovs } from '../network/ovs.js';
 import { ImageDirectory } from './image-dir.js';
 import { QemuDriver, type Accelerator } from './qemu.driver.js';
 
@@ -102,8 +103,17 @@ function qemuDriverFromEnv(env: NodeJS.ProcessEnv): QemuDriver {
   const imageDir = env.STRATA_AGENT_IMAGE_DIR ?? join(stateRoot, 'images');
   const accelerator = (env.STRATA_QEMU_ACCEL ?? 'auto') as Accelerator;
   if (!['auto', 'kvm', 'tcg'].includes(accelerator)) throw new Error(`STRATA_QEMU_ACCEL must be auto, kvm or tcg, got "${accelerator}"`);
+  // The integration bridge the guests' taps go into, on the Open vSwitch whose state directory
+  // (db.sock, the run directory) infra/ovs/ovs.sh uses: STRATA_OVS_DIR, default /tmp/strata-ovs.
+  const bridge = env.STRATA_AGENT_OVS_BRIDGE?.trim() || undefined;
+  if (bridge !== undefined && !/^[A-Za-z0-9_.-]{1,15}$/.test(bridge)) throw new Error(`STRATA_AGENT_OVS_BRIDGE must be a bridge name (at most 15 letters, digits, _ . -), got "${bridge}"`);
+  const ovsDir = env.STRATA_AGENT_OVS_DIR || env.STRATA_OVS_DIR || '/tmp/strata-ovs';
+  const kernelArgs = env.STRATA_QEMU_KERNEL_NETWORK ?? '1';
+  if (kernelArgs !== '0' && kernelArgs !== '1') throw new Error(`STRATA_QEMU_KERNEL_NETWORK must be 0 or 1, got "${kernelArgs}"`);
   return new QemuDriver({
     stateDir: env.STRATA_AGENT_STATE_DIR ?? join(stateRoot, 'compute'),
+    network: bridge ? { ovs: new Ovs({ db: `unix:${ovsDir}/db.sock`, rundir: ovsDir }), bridge } : undefined,
+    kernelNetworkArgs: kernelArgs === '1',
     qemuBinary: env.STRATA_QEMU_BINARY || undefined,
     accelerator,
     consoleLogBytes: number(env, 'STRATA_CONSOLE_LOG_BYTES', 1024 * 1024, 1024),

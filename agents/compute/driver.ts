@@ -2,12 +2,26 @@
 // repeat one after a crash): spawning a guest that runs, or destroying one that is gone, succeeds.
 // Drivers: `fake` (in process, for scale tests) and `qemu`.
 import type { FlavorRef } from '../../domains/compute/instance.actions.js';
+import type { InterfaceFixedIp } from '../../domains/compute/instance.interfaces.js';
+
+/** A network interface of a guest (Nova's VIF): a NIC with the port's MAC, plugged into the integration bridge as the port. */
+export interface GuestInterface {
+  portId: string;
+  networkId: string;
+  macAddress: string;
+  /** The port's addresses with their subnets' CIDR and gateway (what a guest configures). */
+  fixedIps: InterfaceFixedIp[];
+  /** The network's MTU (0: unknown). */
+  mtu: number;
+}
 
 export interface GuestSpec {
   instanceId: string;
   name: string;
   flavor: FlavorRef;
   imageId: string;
+  /** Its NICs, in order (absent: none). */
+  interfaces?: GuestInterface[];
 }
 
 export interface ComputeDriver {
@@ -37,6 +51,13 @@ export interface ComputeDriver {
    * guest is powered off and its disk sent; it stays here until the resize is confirmed or reverted.
    */
   migrateTo(instanceId: string, uri: string): Promise<void>;
+  /**
+   * Adds a NIC to the guest (Nova's attach_interface): hot-plugged into a running (or paused)
+   * guest, recorded for the next start of a stopped one. Idempotent: a NIC it has already succeeds.
+   */
+  attachInterface(instanceId: string, vif: GuestInterface): Promise<void>;
+  /** Removes a NIC from the guest (hot-unplugged if it runs) and from its record; one it lacks succeeds. */
+  detachInterface(instanceId: string, portId: string): Promise<void>;
   /** Captures the guest's disk as the image `imageId`. */
   snapshot(instanceId: string, imageId: string): Promise<void>;
   /** Nova's power_state of the guest (NOSTATE when the driver has no such guest). */

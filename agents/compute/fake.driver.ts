@@ -2,7 +2,7 @@
 // at a configurable rate (or on demand), so thousands of hosts fit in one process for scale and
 // fault tests. It keeps Nova's power states so the agent's reports are the real ones.
 import { POWER_STATES } from '../../domains/compute/instance.states.js';
-import type { ComputeDriver, GuestSpec } from './driver.js';
+import type { ComputeDriver, GuestInterface, GuestSpec } from './driver.js';
 
 export interface FakeDriverOptions {
   /** Time a spawn takes (ms). */
@@ -94,6 +94,25 @@ export class FakeDriver implements ComputeDriver {
   async resume(id: string) { this.set(id, POWER_STATES.RUNNING, 'resumed'); }
   async rescue(id: string) { this.guest(id).rescued = true; this.set(id, POWER_STATES.RUNNING, 'rescue'); }
   async unrescue(id: string) { this.guest(id).rescued = false; this.set(id, POWER_STATES.RUNNING, 'unrescue'); }
+
+  /** Records the NIC in the guest's spec (no device: the fake has no network). */
+  async attachInterface(id: string, vif: GuestInterface): Promise<void> {
+    const g = this.guest(id);
+    const others = (g.spec.interfaces ?? []).filter((i) => i.portId !== vif.portId);
+    g.spec = { ...g.spec, interfaces: [...others, vif] };
+    g.console.push(`attached interface ${vif.portId} (${vif.macAddress})`);
+  }
+
+  async detachInterface(id: string, portId: string): Promise<void> {
+    const g = this.guest(id);
+    g.spec = { ...g.spec, interfaces: (g.spec.interfaces ?? []).filter((i) => i.portId !== portId) };
+    g.console.push(`detached interface ${portId}`);
+  }
+
+  /** The port ids of the guest's NICs. */
+  interfaces(id: string): string[] {
+    return (this.guests.get(id)?.spec.interfaces ?? []).map((i) => i.portId);
+  }
 
   async snapshot(id: string, imageId: string): Promise<void> {
     this.guest(id);

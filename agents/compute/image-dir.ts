@@ -1,10 +1,12 @@
 // The compute host's images until the image service lands (issue 8): a directory where
-// <id>/vmlinuz (+ <id>/initramfs.cpio.gz) is a kernel image and <id>.qcow2 a disk image.
+// <id>/vmlinuz (+ <id>/initramfs.cpio.gz) is a kernel image and <id>.qcow2 a disk image. A kernel
+// image's <id>/cmdline, when present, is its kernel command line instead of the default (Glance's
+// os_command_line image property, which Nova's libvirt driver honours the same way).
 // Snapshots of guests (create image, create backup) are written here too, each one whole into a
 // temporary name and then renamed, so a crash never leaves a half image under a real id.
 import { execFile } from 'node:child_process';
-import { existsSync } from 'node:fs';
-import { copyFile, mkdir, rename, rm } from 'node:fs/promises';
+import { existsSync, readFileSync } from 'node:fs';
+import { copyFile, mkdir, rename, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import type { GuestBoot } from './qemu.driver.js';
@@ -34,11 +36,12 @@ export class ImageDirectory {
     if (existsSync(kernel)) {
       const initrd = join(this.dir, id, 'initramfs.cpio.gz');
       const disk = join(this.dir, id, 'disk.qcow2');
+      const cmdline = join(this.dir, id, 'cmdline');
       return {
         kind: 'kernel',
         kernel,
         initrd: existsSync(initrd) ? initrd : undefined,
-        append: this.append,
+        append: existsSync(cmdline) ? readFileSync(cmdline, 'utf8').trim() : this.append,
         ...(existsSync(disk) ? { disk } : {}),
       };
     }
@@ -68,6 +71,7 @@ export class ImageDirectory {
     await mkdir(tmp, { recursive: true });
     await copyFile(boot.kernel, join(tmp, 'vmlinuz'));
     if (boot.initrd) await copyFile(boot.initrd, join(tmp, 'initramfs.cpio.gz'));
+    if (boot.append !== undefined && boot.append !== this.append) await writeFile(join(tmp, 'cmdline'), `${boot.append}\n`);
     if (diskPath) await execFileP('qemu-img', ['convert', '-U', '-O', 'qcow2', diskPath, join(tmp, 'disk.qcow2')]);
     await rm(target, { recursive: true, force: true });
     await rename(tmp, target);

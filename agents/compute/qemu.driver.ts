@@ -7,6 +7,20 @@
 //
 // Accelerator: `kvm`, `tcg`, or `auto` (the default): probe once whether KVM really runs a guest
 // (on some machines /dev/kvm opens but guests stop with "KVM internal error"), TCG otherwise.
+//
+// Network interfaces (the server's ports): one tap device per port, named as Nova and os-vif name
+// them ("tap" + the first 11 characters of the port id), created (persistent) and plugged into the
+// integration bridge as a plain port with external_ids iface-id (the port id: the network agent
+// wires it), attached-mac, iface-status and vm-uuid, before QEMU starts; QEMU opens it
+// (-netdev tap,ifname=...,script=no,downscript=no) behind a virtio-net-pci NIC with the port's MAC.
+// With the userspace datapath (datapath_type=netdev) the tap must be a plain port (OVS reads it
+// through AF_PACKET): as type=tap, OVS creates and holds the tap itself and QEMU cannot open it
+// ("Device or resource busy"). The taps exist while QEMU runs: a guest that stops (power off,
+// suspend, a move away, delete) has them unplugged and removed; a restarted agent leaves the taps
+// of the guests it adopts alone. Attach and detach interface hot-plug a NIC over QMP (netdev_add +
+// device_add, device_del + netdev_del) and keep guest.json's list for the next start. Kernel
+// images get each port's IPv4 address on their command line in dracut's `ip=` form (the guest's
+// static network configuration, as Nova's injected network template gives it to a guest).
 import { execFile } from 'node:child_process';
 import { constants as fsConstants } from 'node:fs';
 import { access, mkdir, mkdtemp, open, readFile, readdir, rename, rm, stat, writeFile } from 'node:fs/promises';
@@ -15,7 +29,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { POWER_STATES } from '../../domains/compute/instance.states.js';
-import type { ComputeDriver, GuestSpec } from './driver.js';
+import type { Ovs } from '../network/ovs.js';
+import type { ComputeDriver, GuestInterface, GuestSpec } from './driver.js';
 import type { ImageDirectory } from './image-dir.js';
 import { QmpClient, QmpClosedError } from './qmp.js';
 
@@ -46,6 +61,37 @@ export interface QemuDriverOptions {
   quitTimeoutMs?: number;
   /** The address a live migration's destination listens on, reachable from other hosts (default 127.0.0.1). */
   migrationAddress?: string;
+  /**
+   * Where guests' NICs are plugged: the integration bridge of this host's Open vSwitch (the one
+   * the network agent wires). Absent: a guest with interfaces cannot start.
+   */
+  network?: { ovs: Ovs; bridge: string };
+  /** Kernel images: pass the ports' IPv4 addresses on the kernel command line (dracut's ip=); default true. */
+  kernelNetworkArgs?: boolean;
+}
+
+/** The tap device of a port, as Nova (os-vif) names it: "tap" + the first 11 characters of the port id. */
+export const tapName = (portId: string) => `tap${portId.slice(0, 11)}`;
+const netdevId = (portId: string) => `hostnet-${portId}`;
+const nicId = (portId: string) => `net-${portId}`;
+
+/** A dotted IPv4 netmask of a prefix length. */
+const netmask = (prefix: number) => [24, 16, 8, 0].map((shift) => ((prefix >= 32 ? 0xffffffff : ~(0xffffffff >>> prefix)) >>> shift) & 0xff).join('.');
+
+/**
+ * The kernel command line's network configuration of a guest's NICs, in dracut's form
+ * `ip=<address>::<gateway>:<netmask>:<hostname>:<interface>:none:<mtu>:<mac>` (one per NIC with an
+ * IPv4 address; the interface name is a hint, the MAC finds it).
+ */
+export function kernelNetworkArgs(interfaces: readonly GuestInterface[]): string[] {
+  const out: string[] = [];
+  interfaces.forEach((vif, n) => {
+    const v4 = vif.fixedIps.find((f) => /^\d+\.\d+\.\d+\.\d+$/.test(f.ipAddress));
+    if (!v4) return;
+    const prefix = Number(v4.cidr.split('/')[1] ?? 32);
+    out.push(`ip=${v4.ipAddress}::${v4.gatewayIp}:${netmask(prefix)}::eth${n}:none:${vif.mtu || ''}:${vif.macAddress}`);
+  });
+  return out;
 }
 
 interface GuestFile {
@@ -77,6 +123,15 @@ export async function processAlive(pid: number): Promise<boolean> {
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** Awaits a QMP command, taking an error whose description matches `ok` as success (idempotent hotplug). */
+async function tolerate(p: Promise<unknown>, ok: RegExp): Promise<void> {
+  try {
+    await p;
+  } catch (err) {
+    if (!(err instanceof Error && ok.test(err.message))) throw err;
+  }
+}
 
 // query-status → Nova's power state.
 function powerFromStatus(status: string): number {
@@ -265,10 +320,16 @@ export class QemuDriver implements ComputeDriver {
       '-pidfile', join(dir, 'qemu.pid'),
       '-daemonize',
     ];
+    const vifs = guest.spec.interfaces ?? [];
+    for (const vif of vifs) {
+      await this.plugTap(id, vif);
+      args.push('-netdev', `tap,id=${netdevId(vif.portId)},ifname=${tapName(vif.portId)},script=no,downscript=no`, '-device', this.nicArgs(vif));
+    }
     if (guest.boot.kind === 'kernel') {
       args.push('-kernel', guest.boot.kernel);
       if (guest.boot.initrd) args.push('-initrd', guest.boot.initrd);
-      if (guest.boot.append) args.push('-append', guest.boot.append);
+      const append = [guest.boot.append ?? '', ...(this.o.kernelNetworkArgs === false ? [] : kernelNetworkArgs(vifs))].filter(Boolean).join(' ');
+      if (append) args.push('-append', append);
     }
     // Rescued: the image boots afresh (a disk image from a new overlay, rescue.qcow2) with the
     // instance's own disk attached after it, as Nova's rescue does.
@@ -316,8 +377,123 @@ export class QemuDriver implements ComputeDriver {
     }
   }
 
-  /** Stops the guest's process: `quit` over QMP, SIGKILL when that fails or takes too long. */
+  /**
+   * The NIC of a port: virtio-net with the port's MAC. Checksum offload is off both ways: the
+   * userspace datapath reads the tap through AF_PACKET and does not complete the partial
+   * checksums a guest would leave to the host (ICMP would pass, TCP and UDP would not).
+   */
+  private nicArgs(vif: GuestInterface): string {
+    return `virtio-net-pci,netdev=${netdevId(vif.portId)},id=${nicId(vif.portId)},mac=${vif.macAddress},csum=off,guest_csum=off`;
+  }
+
+  private bridge(id: string): { ovs: Ovs; bridge: string } {
+    if (!this.o.network) throw new QemuDriverError(`instance ${id} has network interfaces but this host has no integration bridge (STRATA_AGENT_OVS_BRIDGE)`);
+    return this.o.network;
+  }
+
+  /** Creates the port's tap (persistent, up) and plugs it into the integration bridge as the port. Idempotent. */
+  private async plugTap(id: string, vif: GuestInterface): Promise<void> {
+    const { ovs, bridge } = this.bridge(id);
+    const tap = tapName(vif.portId);
+    if (!(await this.exists(`/sys/class/net/${tap}`))) {
+      try {
+        await execFileP('ip', ['tuntap', 'add', 'dev', tap, 'mode', 'tap']);
+      } catch (err) {
+        if (!(await this.exists(`/sys/class/net/${tap}`))) throw new QemuDriverError(`cannot create tap ${tap} for port ${vif.portId}: ${((err as { stderr?: string }).stderr ?? String(err)).trim()}`);
+      }
+    }
+    if (vif.mtu > 0) await execFileP('ip', ['link', 'set', 'dev', tap, 'mtu', String(vif.mtu)]);
+    await execFileP('ip', ['link', 'set', 'dev', tap, 'up']);
+    await ovs.addPort(bridge, tap, { externalIds: { 'iface-id': vif.portId, 'iface-status': 'active', 'attached-mac': vif.macAddress, 'vm-uuid': id } });
+  }
+
+  /** Takes the port's tap out of the bridge and removes it. Idempotent. */
+  private async unplugTap(portId: string): Promise<void> {
+    if (!this.o.network) return;
+    const tap = tapName(portId);
+    await this.o.network.ovs.deletePort(this.o.network.bridge, tap);
+    if (await this.exists(`/sys/class/net/${tap}`)) {
+      await execFileP('ip', ['link', 'del', 'dev', tap]).catch(async (err) => {
+        if (await this.exists(`/sys/class/net/${tap}`)) throw new QemuDriverError(`cannot remove tap ${tap}: ${((err as { stderr?: string }).stderr ?? String(err)).trim()}`);
+      });
+    }
+  }
+
+  /** The taps of a guest that no longer runs here (stopped, gone, moved away). */
+  private async unplugAll(id: string): Promise<void> {
+    let guest: GuestFile;
+    try {
+      guest = JSON.parse(await readFile(join(this.dir(id), 'guest.json'), 'utf8')) as GuestFile;
+    } catch {
+      return;
+    }
+    for (const vif of guest.spec.interfaces ?? []) await this.unplugTap(vif.portId);
+  }
+
+  private async writeGuest(id: string, guest: GuestFile): Promise<void> {
+    const dir = this.dir(id);
+    await writeFile(join(dir, 'guest.json.tmp'), JSON.stringify(guest, null, 2));
+    await rename(join(dir, 'guest.json.tmp'), join(dir, 'guest.json'));
+  }
+
+  /** Hot-plugs the port's NIC into a running (or paused) guest; records it for the next start of one that is off. */
+  attachInterface(id: string, vif: GuestInterface): Promise<void> {
+    return this.serial(id, async () => {
+      const guest = await this.readGuest(id);
+      if (await this.exists(join(this.dir(id), 'state'))) throw new QemuDriverError(`instance ${id} is suspended: its saved machine must come back with the devices it had`);
+      const list = guest.spec.interfaces ?? [];
+      const at = list.findIndex((i) => i.portId === vif.portId);
+      guest.spec = { ...guest.spec, interfaces: at >= 0 ? list.map((i, n) => (n === at ? vif : i)) : [...list, vif] };
+      if ((await this.pid(id)) !== undefined) {
+        await this.plugTap(id, vif);
+        const q = await this.qmp(id);
+        await tolerate(q.execute('netdev_add', { type: 'tap', id: netdevId(vif.portId), ifname: tapName(vif.portId), script: 'no', downscript: 'no' }), /Duplicate|already/i);
+        await tolerate(
+          q.execute('device_add', { driver: 'virtio-net-pci', id: nicId(vif.portId), netdev: netdevId(vif.portId), mac: vif.macAddress, csum: false, guest_csum: false }),
+          /Duplicate|already/i,
+        );
+      }
+      await this.writeGuest(id, guest);
+    });
+  }
+
+  /**
+   * Hot-unplugs the port's NIC (device_del, then waits until the guest has let the device go, then
+   * netdev_del) and removes its tap; a guest that is off only forgets it. A paused guest cannot
+   * let the device go until it runs: that detach fails, naming it.
+   */
+  detachInterface(id: string, portId: string): Promise<void> {
+    return this.serial(id, async () => {
+      const guest = await this.readGuest(id);
+      if (await this.exists(join(this.dir(id), 'state'))) throw new QemuDriverError(`instance ${id} is suspended: its saved machine must come back with the devices it had`);
+      if ((await this.pid(id)) !== undefined) {
+        const q = await this.qmp(id);
+        const present = async () => ((await q.execute<{ name: string }[]>('qom-list', { path: '/machine/peripheral' })) ?? []).some((p) => p.name === nicId(portId));
+        if (await present()) {
+          const { status } = await q.execute<{ status: string }>('query-status');
+          if (status !== 'running') throw new QemuDriverError(`instance ${id} is ${status}: the guest must run to let its NIC go`);
+          await tolerate(q.execute('device_del', { id: nicId(portId) }), /not found/i);
+          const deadline = Date.now() + 30_000;
+          while (await present()) {
+            if (Date.now() > deadline) throw new QemuDriverError(`the guest of instance ${id} did not let the NIC of port ${portId} go within 30 s`);
+            await sleep(100);
+          }
+        }
+        await tolerate(q.execute('netdev_del', { id: netdevId(portId) }), /not found/i);
+      }
+      await this.unplugTap(portId);
+      guest.spec = { ...guest.spec, interfaces: (guest.spec.interfaces ?? []).filter((i) => i.portId !== portId) };
+      await this.writeGuest(id, guest);
+    });
+  }
+
+  /** Stops the guest's process: `quit` over QMP, SIGKILL when that fails or takes too long; then its taps go. */
   private async stopProcess(id: string): Promise<void> {
+    await this.stopQemu(id);
+    await this.unplugAll(id);
+  }
+
+  private async stopQemu(id: string): Promise<void> {
     const pid = await this.pid(id);
     if (pid === undefined) return;
     try {

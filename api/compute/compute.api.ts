@@ -11,6 +11,7 @@ import { ensureDomainTopics, type TopologyOptions } from '../../infra/runtime/to
 import type { Store } from '../../infra/store/store.js';
 import { computeProjection } from '../../projections/compute/compute.projection.js';
 import { ComputeQueries, type Server } from '../../projections/compute/compute.queries.js';
+import type { NetworkQueries } from '../../projections/network/network.queries.js';
 import type { Authenticator } from '../auth/authenticator.js';
 import { AgentConsoleClient } from './agent-console.js';
 import { createComputeService } from './compute.service.js';
@@ -29,6 +30,8 @@ export interface ComputeApiOptions {
   consoleOutput?: (server: Server, length: number) => Promise<string | undefined>;
   /** How long a call to a host agent may take (console output); default 5 s. */
   agentTimeoutMs?: number;
+  /** The network read models (the networks and ports servers ask for); absent: servers get no networks. */
+  networks?: NetworkQueries;
 }
 
 export interface ComputeApi {
@@ -53,7 +56,7 @@ export async function createComputeApi(o: ComputeApiOptions): Promise<ComputeApi
   await runner.start();
   const writer = new ComputeWriter(bus, (position) => runner.waitFor(position), o.now);
   const agents = new AgentConsoleClient(o.agentTimeoutMs);
-  const implementation = createComputeService({ writer, queries, authenticator: o.authenticator, watch, now: o.now, consoleOutput: o.consoleOutput, agents });
+  const implementation = createComputeService({ writer, queries, authenticator: o.authenticator, watch, now: o.now, consoleOutput: o.consoleOutput, agents, networks: o.networks });
   return {
     implementation,
     runner,

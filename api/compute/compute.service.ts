@@ -13,15 +13,18 @@ import { QUOTA_DEFAULTS } from '../../domains/compute/quota.machine.js';
 import { InvalidArgumentError } from '../../domains/kernel/rejection.js';
 import type { Actor } from '../../infra/envelope/envelope.js';
 import { tracer } from '../../infra/telemetry/telemetry.js';
-import type { ComputeQueries, FlavorRecord, Server } from '../../projections/compute/compute.queries.js';
+import type { ComputeQueries, FlavorRecord, Server, ServerInterfaceRecord } from '../../projections/compute/compute.queries.js';
+import type { NetworkQueries } from '../../projections/network/network.queries.js';
+import { requestedInterface } from '../../domains/compute/instance.interfaces.js';
 import type { Authenticator } from '../auth/authenticator.js';
 import { ApiError, invalid, refuse, toServiceError } from '../errors.js';
 import { computePolicy, computeRule } from '../policy/compute.policy.js';
 import type { Caller, Target } from '../policy/policy.js';
 import type { AgentCallError, AgentConsoleClient } from './agent-console.js';
-import { aggregateView, hostView, operationView, quotaView, serverGroupView, serverView, timestamp } from './compute.views.js';
+import { aggregateView, hostView, interfaceView, operationView, quotaView, serverGroupView, serverView, timestamp } from './compute.views.js';
 import type { ComputeWriter } from './compute.writer.js';
 import { createInstanceCommand, createServers, type ServerRequest } from './create-server.js';
+import { attachNetwork, interfacePortId, serverNetworks } from './server-networks.js';
 import { generateEd25519, sshFingerprint, x509Fingerprint } from './keypair.js';
 import type { ServerWatch } from './server-watch.js';
 import { machineAction, SERVER_ACTIONS, type ServerAction } from './server.actions.js';
@@ -50,6 +53,8 @@ export interface ComputeServiceOptions {
   agents?: AgentConsoleClient;
   /** A host whose last heartbeat is older is down (Nova's service_down_time; the conductor's too). */
   serviceDownMs?: number;
+  /** The network read models, to check the networks and ports servers ask for; absent: servers get no networks. */
+  networks?: NetworkQueries;
 }
 
 export const DEFAULT_PAGE_SIZE = 100;
@@ -624,7 +629,12 @@ export function createComputeService(o: ComputeServiceOptions): UntypedServiceIm
 
   // ---- servers -----------------------------------------------------------------------------
 
-  const view = (s: Server, c: Caller) => serverView(s, c.isAdmin);
+  const view = (s: Server, c: Caller, interfaces?: ServerInterfaceRecord[]) => serverView(s, c.isAdmin, interfaces);
+  /** Servers as the API shows them, with their interfaces. */
+  const views = async (servers: Server[], c: Caller) => {
+    const interfaces = await queries.interfacesOf(servers.map((s) => s.id));
+    return servers.map((s) => view(s, c, interfaces.get(s.id)));
+  };
 
   /** The operation a request started on a server; one that left no row finished within its decision. */
   async function operationOf(serverId: string, requestId: string, action: string): Promise<Res> {
@@ -659,7 +669,9 @@ export function createComputeService(o: ComputeServiceOptions): UntypedServiceIm
       if (quota.limits.metadata_items >= 0 && items > quota.limits.metadata_items) {
         throw exhausted('metadata_items', `Requested ${items}, but the limit is ${quota.limits.metadata_items} metadata_items per server`);
       }
+      const networks = await serverNetworks(o.networks, { projectId, isAdmin: c.isAdmin }, req, maxCount);
       const plan: ServerRequest = {
+        networks,
         requestId,
         projectId,
         userId: c.userId,
@@ -678,14 +690,14 @@ export function createComputeService(o: ComputeServiceOptions): UntypedServiceIm
       // Every field rule before anything is reserved (the longest name a multi-create makes).
       validateComputeCommand(createInstanceCommand(plan, maxCount - 1, maxCount));
       const ids = await createServers(writer, plan);
-      const servers: Res[] = [];
+      const made: Server[] = [];
       const operations: Res[] = [];
       for (const id of ids) {
         const s = await queries.getServer(id, { includeDeleted: true });
-        if (s) servers.push(view(s, c));
+        if (s) made.push(s);
         operations.push(await operationOf(id, requestId, 'create'));
       }
-      return { servers, operations };
+      return { servers: await views(made, c), operations };
     },
     (_req, c) => ({ projectId: callerProject(c) }),
   );
@@ -693,7 +705,7 @@ export function createComputeService(o: ComputeServiceOptions): UntypedServiceIm
   rpc('GetServer', async (req, c, enforce) => {
     const s = await visibleServer(required('id', req.id), c);
     enforce({ projectId: s.projectId });
-    return { server: view(s, c) };
+    return { server: (await views([s], c))[0] };
   });
 
   rpc(
@@ -717,7 +729,7 @@ export function createComputeService(o: ComputeServiceOptions): UntypedServiceIm
           limit: size,
           marker: String(req.pageToken ?? ''),
         });
-        return { servers: page.servers.map((s) => view(s, c)), nextPageToken: page.nextMarker };
+        return { servers: await views(page.servers, c), nextPageToken: page.nextMarker };
       } catch (e) {
         if (e instanceof InvalidArgumentError && e.field === 'marker') throw invalid('page_token', `no server ${req.pageToken} to continue after`);
         throw e;
@@ -775,11 +787,51 @@ export function createComputeService(o: ComputeServiceOptions): UntypedServiceIm
       const after = (await queries.getServer(s.id, { includeDeleted: true })) ?? s;
       return {
         operation: await operationOf(s.id, requestId, machineAction(command.type).name),
-        server: view(after, c),
+        server: (await views([after], c))[0],
         ...(command.imageId && a.rpc !== 'RebuildServer' ? { imageId: command.imageId } : {}),
       };
     });
   }
+
+  // ---- network interfaces (os-interface) -----------------------------------------------------
+
+  rpc('AttachInterface', async (req, c, enforce) => {
+    const s = await visibleServer(required('id', req.id), c);
+    enforce({ projectId: s.projectId });
+    const requestId = requestIdOf(req);
+    const n = await attachNetwork(o.networks, { projectId: s.projectId, isAdmin: c.isAdmin }, req);
+    const iface = requestedInterface({
+      portId: n.portId || interfacePortId(s.id, requestId, 0), networkId: n.networkId, requestedIp: n.fixedIp, preserveOnDelete: Boolean(n.portId), requestId,
+    });
+    const command = { type: 'AttachInstanceInterface', interface: iface };
+    validateComputeCommand(command);
+    await send('instance', s.id, command, c, `compute/${c.userId}/${s.id}/${requestId}/AttachInstanceInterface`, requestId);
+    const after = (await queries.getServer(s.id, { includeDeleted: true })) ?? s;
+    const interfaces = (await queries.interfacesOf([s.id])).get(s.id) ?? [];
+    const mine = interfaces.find((i) => i.portId === iface.portId);
+    return {
+      operation: await operationOf(s.id, requestId, 'attach_interface'),
+      server: view(after, c, interfaces),
+      interface: interfaceView(mine ?? { ...iface, preserveOnDelete: iface.preserveOnDelete }),
+    };
+  });
+
+  rpc('DetachInterface', async (req, c, enforce) => {
+    const s = await visibleServer(required('id', req.id), c);
+    enforce({ projectId: s.projectId });
+    const requestId = requestIdOf(req);
+    const command = { type: 'DetachInstanceInterface', portId: required('port_id', req.portId), requestId };
+    validateComputeCommand(command);
+    await send('instance', s.id, command, c, `compute/${c.userId}/${s.id}/${requestId}/DetachInstanceInterface`, requestId);
+    const after = (await queries.getServer(s.id, { includeDeleted: true })) ?? s;
+    return { operation: await operationOf(s.id, requestId, 'detach_interface'), server: (await views([after], c))[0] };
+  });
+
+  rpc('ListServerInterfaces', async (req, c, enforce) => {
+    const s = await visibleServer(required('id', req.id), c);
+    enforce({ projectId: s.projectId });
+    return { interfaces: ((await queries.interfacesOf([s.id])).get(s.id) ?? []).map(interfaceView) };
+  });
 
   rpc('GetServerConsoleOutput', async (req, c, enforce) => {
     const s = await visibleServer(required('id', req.id), c);

@@ -1,7 +1,7 @@
 // Read-model records as ComputeService returns them (proto/strata/compute/v1/compute_service.proto,
 // camelCase objects for protobufjs): timestamps, hosts hidden from non-admins, the actions the
 // caller may take, operations from the instance actions log.
-import type { AggregateRecord, HostRecord, InstanceActionRecord, QuotaRecord, Server, ServerGroupRecord } from '../../projections/compute/compute.queries.js';
+import type { AggregateRecord, HostRecord, InstanceActionRecord, QuotaRecord, Server, ServerGroupRecord, ServerInterfaceRecord } from '../../projections/compute/compute.queries.js';
 import { allowedActions } from './server.actions.js';
 
 type Obj = Record<string, unknown>;
@@ -11,7 +11,19 @@ export const timestamp = (ms: number) => ({ seconds: Math.floor(ms / 1000), nano
 /** Nova's service_down_time: a host whose agent was silent this long is down. */
 export const HOST_DOWN_AFTER_MS = 60_000;
 
-export function serverView(s: Server, admin: boolean): Obj {
+/** A server's interface (Nova's interfaceAttachment, with its fixed IPs' subnets). */
+export const interfaceView = (i: Pick<ServerInterfaceRecord, 'portId' | 'networkId' | 'macAddress' | 'fixedIps' | 'mtu' | 'state' | 'preserveOnDelete' | 'fault'>): Obj => ({
+  portId: i.portId,
+  networkId: i.networkId,
+  macAddress: i.macAddress,
+  fixedIps: i.fixedIps,
+  mtu: i.mtu,
+  state: i.state,
+  preserveOnDelete: i.preserveOnDelete,
+  fault: i.fault,
+});
+
+export function serverView(s: Server, admin: boolean, interfaces: ServerInterfaceRecord[] = []): Obj {
   return {
     id: s.id,
     name: s.name,
@@ -37,6 +49,7 @@ export function serverView(s: Server, admin: boolean): Obj {
     updatedAt: timestamp(s.updatedAtMs),
     action: s.action ?? '',
     allowedActions: allowedActions(s, admin),
+    interfaces: interfaces.map(interfaceView),
   };
 }
 

@@ -10,9 +10,11 @@
 // meets their original replies, so it creates the same servers, or fails the same way, once.
 import { createHash } from 'node:crypto';
 import type { FlavorRef } from '../../domains/compute/instance.actions.js';
+import { requestedInterface } from '../../domains/compute/instance.interfaces.js';
 import type { Actor, Reply } from '../../infra/envelope/envelope.js';
 import { ApiError } from '../errors.js';
 import type { ComputeWriter } from './compute.writer.js';
+import { interfacePortId, type NetworkRequest } from './server-networks.js';
 
 export interface ServerRequest {
   requestId: string;
@@ -30,6 +32,8 @@ export interface ServerRequest {
   maxCount: number;
   /** The project's server_group_members quota (-1: unlimited), when a group is named. */
   maxGroupMembers: number;
+  /** The networks (checked: server-networks.ts), one interface each per server; absent: none. */
+  networks?: NetworkRequest[];
 }
 
 /** A server's id, from its project, the request and its index: the same on every retry. */
@@ -55,6 +59,15 @@ export function createInstanceCommand(r: ServerRequest, index: number, count: nu
     availabilityZone: r.availabilityZone,
     serverGroupId: r.serverGroupId,
     metadata: r.metadata,
+    // Each server its own ports on the networks asked for (ids from the server and the request), or the port given.
+    interfaces: (r.networks ?? []).map((n, k) =>
+      requestedInterface({
+        portId: n.portId || interfacePortId(serverId(r.projectId, r.requestId, index), r.requestId, k),
+        networkId: n.networkId,
+        requestedIp: n.fixedIp,
+        preserveOnDelete: Boolean(n.portId),
+      }),
+    ),
   };
 }
 

@@ -34,7 +34,7 @@ describe('compute policy', () => {
   it('maps every server action RPC to a command of the machine', () => {
     const commands = new Set(INSTANCE_ACTIONS.map((a) => a.command));
     for (const a of SERVER_ACTIONS) expect(commands.has(a.command), a.rpc).toBe(true);
-    const notActions = ['CreateServer', 'GetServer', 'ListServers', 'WatchServers', 'GetServerConsoleOutput', 'ListServerActions'];
+    const notActions = ['CreateServer', 'GetServer', 'ListServers', 'WatchServers', 'GetServerConsoleOutput', 'ListServerActions', 'ListServerInterfaces'];
     const serverRpcs = rpcs.filter((r) => /Server(?!Group)/.test(r) && !notActions.includes(r));
     expect(serverRpcs.sort()).toEqual(SERVER_ACTIONS.map((a) => a.rpc).sort());
   });

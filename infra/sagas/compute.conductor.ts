@@ -11,6 +11,7 @@ import type { InstanceView } from '../../domains/compute/compute.view.js';
 import type { Message } from '../../domains/kernel/decider.js';
 import { nextBootStep, settle, type BootStep } from '../../domains/compute/sagas/boot.saga.js';
 import { nextMoveStep } from '../../domains/compute/sagas/move.saga.js';
+import { nextNetworkStep, type NetworkStep } from '../../domains/compute/sagas/network.saga.js';
 import { flavorDiskGb, type RequestSpec } from '../../domains/compute/scheduling/host-state.js';
 import { Scheduler, type SchedulerOptions } from '../../domains/compute/scheduling/scheduler.js';
 import { computeCodecFor } from '../codecs/compute.codec.js';
@@ -19,6 +20,7 @@ import type { Log } from '../log/log.js';
 import { CommandBus } from '../runtime/command-bus.js';
 import type { TopologyOptions } from '../runtime/topology.js';
 import { ComputeFeed } from './compute.feed.js';
+import { ServerNetworking } from './compute.network.js';
 
 export const CONDUCTOR_ACTOR: Actor = { userId: 'strata-conductor', projectId: '', roles: ['admin', 'service'] };
 
@@ -38,9 +40,17 @@ export interface ConductorOptions {
   /** How often servers still in a saga are looked at again (timeouts). */
   tickMs?: number;
   scheduler?: SchedulerOptions;
+  /**
+   * The network service the servers' ports live in (its domain name; tests isolate themselves by
+   * it): the conductor follows its events and makes, binds and lets go of the ports of the
+   * servers' interfaces. Absent: servers asking for interfaces wait (no network service).
+   */
+  network?: { domain?: string };
   now?: () => number;
   onError?: (error: Error) => void;
 }
+
+type Step = BootStep | { kind: 'leave-group'; groupId: string } | { kind: 'network'; step: Exclude<NetworkStep, { kind: 'wait' }> };
 
 /** Rounds of claims all refused (the view raced other boots) before the boot fails. */
 const CLAIM_ROUNDS = 5;
@@ -61,6 +71,7 @@ export class Conductor {
     readonly feed: ComputeFeed,
     private readonly ownFeed: boolean,
     private readonly bus: CommandBus,
+    readonly networking: ServerNetworking | undefined,
   ) {
     this.scheduler = new Scheduler({ maxAttempts: o.maxAttempts ?? 3, ...o.scheduler });
     this.now = o.now ?? Date.now;
@@ -69,8 +80,11 @@ export class Conductor {
   static async start(o: ConductorOptions): Promise<Conductor> {
     const feed = o.feed ?? (await ComputeFeed.start(o.log, o.topology, o.domain));
     const bus = await CommandBus.connect({ log: o.log, timeoutMs: 30_000 });
-    const c = new Conductor(o, feed, !o.feed, bus);
+    const networking = o.network ? await ServerNetworking.start({ log: o.log, topology: o.topology, bus, domain: o.network.domain, now: o.now }) : undefined;
+    const c = new Conductor(o, feed, !o.feed, bus, networking);
     feed.onChange((ids) => c.mark(ids));
+    // A port changed: the server it belongs to may have a step to take (or to stop waiting for).
+    networking?.feed.onChange((ids) => c.mark([...ids].map((id) => feed.view.portInstances.get(id)).filter((x): x is string => x !== undefined)));
     c.mark(feed.view.instances.keys());
     const tick = o.tickMs ?? 1000;
     c.timer = setInterval(() => c.mark(c.unsettled()), tick);
@@ -87,6 +101,7 @@ export class Conductor {
     for (const v of this.feed.view.instances.values()) {
       const deletedHolding = v.vm === 'deleted' && (v.claimHosts.length > 0 || v.quotaHeld);
       if (v.action !== null || deletedHolding || v.claimHosts.some((h) => h !== v.host)) yield v.instanceId;
+      else if (this.networking && v.interfaces.length > 0 && nextNetworkStep(v, this.networking.port).kind !== 'wait') yield v.instanceId;
     }
   }
 
@@ -120,22 +135,30 @@ export class Conductor {
 
   private fingerprint(v: InstanceView): string {
     const inGroup = this.feed.view.serverGroups.get(v.serverGroupId)?.members.has(v.instanceId) ?? false;
-    return `${v.version}/${v.claimHosts.join(',')}/${v.quotaHeld}/${inGroup}`;
+    const ports = this.networking ? v.interfaces.map((i) => JSON.stringify(this.networking!.port(i.portId) ?? null)).join(',') : '';
+    return `${v.version}/${v.claimHosts.join(',')}/${v.quotaHeld}/${inGroup}/${ports}`;
   }
 
-  private stepFor(v: InstanceView): BootStep | { kind: 'leave-group'; groupId: string } {
+  private stepFor(v: InstanceView): Step {
     const o = { maxAttempts: this.maxAttempts, bootTimeoutMs: this.o.bootTimeoutMs ?? 120_000 };
     const step = v.action === 'create' ? nextBootStep(v, this.now(), o) : (nextMoveStep(v) ?? settle(v));
     if (step.kind === 'wait' && v.vm === 'deleted' && v.serverGroupId && this.feed.view.serverGroups.get(v.serverGroupId)?.members.has(v.instanceId)) {
       return { kind: 'leave-group', groupId: v.serverGroupId };
     }
+    // The servers' ports: made and bound for a boot once its host is assigned, following the host, let go.
+    if (step.kind === 'wait' && this.networking && v.interfaces.length > 0) {
+      const network = nextNetworkStep(v, this.networking.port);
+      if (network.kind !== 'wait') return { kind: 'network', step: network };
+    }
     return step;
   }
 
-  private async run(v: InstanceView, step: BootStep | { kind: 'leave-group'; groupId: string }): Promise<void> {
+  private async run(v: InstanceView, step: Step): Promise<void> {
     const id = v.instanceId;
     const key = `conductor/${id}/${v.version}`;
     switch (step.kind) {
+      case 'network':
+        return this.networking!.run(v, step.step, (instanceId, command, commandId) => this.send('instance', instanceId, command, commandId));
       case 'schedule':
         return this.schedule(v, step.ignoreHosts, key);
       case 'assign':
@@ -250,6 +273,7 @@ export class Conductor {
   async close(): Promise<void> {
     this.closed = true;
     clearInterval(this.timer);
+    await this.networking?.close();
     await this.bus.close();
     if (this.ownFeed) await this.feed.close();
   }

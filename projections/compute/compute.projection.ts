@@ -31,6 +31,10 @@ export const COMPUTE_SCHEMA = [
      version BIGINT NOT NULL)`,
   `CREATE TABLE IF NOT EXISTS compute_instance_metadata (instance_id TEXT NOT NULL, meta_key TEXT NOT NULL, meta_value TEXT NOT NULL,
      item_json TEXT NOT NULL, PRIMARY KEY (instance_id, meta_key))`,
+  // A server's network interfaces (os-interface), one row per port, in the order they were asked for.
+  `CREATE TABLE IF NOT EXISTS compute_instance_interfaces (instance_id TEXT NOT NULL, port_id TEXT NOT NULL, network_id TEXT NOT NULL,
+     mac_address TEXT NOT NULL, fixed_ips TEXT NOT NULL, mtu INTEGER NOT NULL, state TEXT NOT NULL, preserve_on_delete INTEGER NOT NULL,
+     request_id TEXT NOT NULL, fault TEXT NOT NULL, seq BIGINT NOT NULL, PRIMARY KEY (instance_id, port_id))`,
   `CREATE TABLE IF NOT EXISTS compute_instance_actions (id TEXT PRIMARY KEY, request_id TEXT NOT NULL, instance_id TEXT NOT NULL,
      action TEXT NOT NULL, user_id TEXT NOT NULL, project_id TEXT NOT NULL, seq BIGINT NOT NULL, started_at_ms BIGINT NOT NULL,
      finished_at_ms BIGINT, result TEXT, message TEXT NOT NULL)`,
@@ -70,6 +74,7 @@ export const COMPUTE_SCHEMA = [
 
 export const COMPUTE_TABLES = [
   'compute_instances',
+  'compute_instance_interfaces',
   'compute_instance_metadata',
   'compute_instance_actions',
   'compute_flavors',
@@ -159,6 +164,33 @@ const actionFinished = (event: EventEnvelope, action: string, result: 'success' 
   },
 ];
 
+/** A row of compute_instance_interfaces for an interface as asked for. */
+const interfaceRow = (id: string, i: Ev, seq: number): Statement => ({
+  sql: `INSERT INTO compute_instance_interfaces (instance_id, port_id, network_id, mac_address, fixed_ips, mtu, state, preserve_on_delete, request_id, fault, seq)
+        VALUES ($1, $2, $3, '', '[]', 0, 'requested', $4, $5, '', $6)
+        ON CONFLICT (instance_id, port_id) DO UPDATE SET network_id = excluded.network_id, mac_address = '', fixed_ips = '[]', mtu = 0, state = 'requested',
+          preserve_on_delete = excluded.preserve_on_delete, request_id = excluded.request_id, fault = '', seq = excluded.seq`,
+  params: [id, i.portId, i.networkId ?? '', b(i.preserveOnDelete), i.requestId ?? '', seq],
+});
+
+const setInterface = (id: string, portId: string, set: Record<string, unknown>): Statement => {
+  const cols = Object.keys(set);
+  return {
+    sql: `UPDATE compute_instance_interfaces SET ${cols.map((c, i) => `${c} = $${i + 3}`).join(', ')} WHERE instance_id = $1 AND port_id = $2`,
+    params: [id, portId, ...cols.map((c) => set[c])],
+  };
+};
+
+/** Ends the attach_interface or detach_interface operation of a request (an interface's operations run side by side). */
+const interfaceOperationFinished = (event: EventEnvelope, requestId: string, result: 'success' | 'error', message: string): Statement[] =>
+  requestId
+    ? [{
+        sql: `UPDATE compute_instance_actions SET finished_at_ms = $3, result = $4, message = $5
+              WHERE instance_id = $1 AND request_id = $2 AND action IN ('attach_interface', 'detach_interface') AND finished_at_ms IS NULL`,
+        params: [event.aggregateId, requestId, event.occurredAtMs, result, message],
+      }]
+    : [];
+
 /** The power state a completed action leaves (as the instance machine sets it); undefined: unchanged. */
 const powerAfter = (vm: string): number | undefined =>
   vm === 'active'
@@ -191,8 +223,34 @@ function instanceStatements(event: EventEnvelope, e: Ev): Statement[] {
         ...Object.entries(metadata).map(([k, v]) => setMetadataItem(id, k, v)),
         refreshMetadata(id),
         actionStarted(event, 'create'),
+        ...((e.interfaces ?? []) as Ev[]).map((i, n) => interfaceRow(id, i, event.version * 1000 + n)),
       ];
     }
+    case 'InstanceInterfaceRequested':
+      return [interfaceRow(id, e.interface, event.version * 1000), updateInstance(event, {}), actionStarted(event, 'attach_interface')];
+    case 'InstanceInterfaceAllocated':
+      return [
+        setInterface(id, e.portId, { state: 'allocated', mac_address: e.macAddress ?? '', fixed_ips: json(e.fixedIps ?? []), mtu: Number(e.mtu ?? 0) }),
+        updateInstance(event, {}),
+      ];
+    case 'InstanceInterfacePlugged':
+      return [setInterface(id, e.portId, { state: 'attached', fault: '' }), updateInstance(event, {}), ...interfaceOperationFinished(event, e.requestId ?? '', 'success', '')];
+    case 'InstanceInterfaceDetaching':
+      return [setInterface(id, e.portId, { state: 'detaching', request_id: e.requestId ?? '', fault: '' }), updateInstance(event, {}), actionStarted(event, 'detach_interface')];
+    case 'InstanceInterfaceUnplugged':
+      return [setInterface(id, e.portId, { state: 'detached' }), updateInstance(event, {})];
+    case 'InstanceInterfaceFailed':
+      return [
+        setInterface(id, e.portId, { state: e.detaching ? 'attached' : 'detached', fault: e.message ?? '' }),
+        updateInstance(event, {}),
+        ...interfaceOperationFinished(event, e.requestId ?? '', 'error', e.message ?? ''),
+      ];
+    case 'InstanceInterfaceRemoved':
+      return [
+        { sql: 'DELETE FROM compute_instance_interfaces WHERE instance_id = $1 AND port_id = $2', params: [id, e.portId] },
+        updateInstance(event, {}),
+        ...interfaceOperationFinished(event, e.requestId ?? '', 'success', ''),
+      ];
     case 'InstanceActionStarted':
       return [
         updateInstance(event, { task_state: e.taskState ?? null, action: e.action, fault: 'null' }),
@@ -224,6 +282,8 @@ function instanceStatements(event: EventEnvelope, e: Ev): Statement[] {
           ...(power !== undefined ? { power_state: power } : {}),
         }),
         ...actionFinished(event, e.action, 'success', ''),
+        // The boot's spawn plugged every allocated interface.
+        ...(e.action === 'create' ? [{ sql: `UPDATE compute_instance_interfaces SET state = 'attached' WHERE instance_id = $1 AND state = 'allocated'`, params: [id] }] : []),
       ];
     }
     case 'InstanceActionFailed': {

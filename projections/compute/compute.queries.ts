@@ -46,6 +46,21 @@ export interface Server {
   version: number;
 }
 
+/** A server's network interface (os-interface's interfaceAttachment). */
+export interface ServerInterfaceRecord {
+  portId: string;
+  networkId: string;
+  macAddress: string;
+  fixedIps: { subnetId: string; ipAddress: string; cidr: string; gatewayIp: string }[];
+  mtu: number;
+  /** requested, allocated, attached, detaching, detached (domains/compute/instance.interfaces.ts). */
+  state: string;
+  /** A port the user gave (kept when the server lets it go). */
+  preserveOnDelete: boolean;
+  /** Why its attach or detach failed; '' otherwise. */
+  fault: string;
+}
+
 export interface InstanceActionRecord {
   /** The request id (the correlation id of the request that started it). */
   requestId: string;
@@ -254,6 +269,26 @@ export class ComputeQueries {
   constructor(readonly store: Store) {}
 
   // Servers.
+
+  /** The network interfaces of these servers, in the order they were asked for. */
+  async interfacesOf(ids: string[]): Promise<Map<string, ServerInterfaceRecord[]>> {
+    const out = new Map<string, ServerInterfaceRecord[]>(ids.map((id) => [id, []]));
+    if (ids.length === 0) return out;
+    const rows = await this.store.query<Row>(`SELECT * FROM compute_instance_interfaces WHERE instance_id IN (${inList(ids)}) ORDER BY seq, port_id`, ids);
+    for (const r of rows) {
+      out.get(String(r.instance_id))?.push({
+        portId: String(r.port_id),
+        networkId: String(r.network_id),
+        macAddress: String(r.mac_address),
+        fixedIps: parse(r.fixed_ips, []),
+        mtu: num(r.mtu),
+        state: String(r.state),
+        preserveOnDelete: num(r.preserve_on_delete) === 1,
+        fault: String(r.fault),
+      });
+    }
+    return out;
+  }
 
   /** A server by id; a deleted one only with includeDeleted (soft-deleted ones are shown, as Nova does). */
   async getServer(id: string, options: { includeDeleted?: boolean } = {}): Promise<Server | undefined> {

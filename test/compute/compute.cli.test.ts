@@ -103,6 +103,52 @@ describe('the strata CLI for compute', () => {
     expect((await member(['server', 'show', created.id])).code).toBe(3);
   });
 
+  it('boots on networks and adds and removes ports and networks (os-interface)', { timeout: 240_000 }, async () => {
+    const member = (args: string[]) => strata(args, m.token);
+    const admin = (args: string[]) => strata(args, adminToken);
+    const n = await t.member();
+    const alice = (args: string[]) => strata(args, n.token);
+    expect((await admin(['flavor', 'create', '--name', 'cli.net', '--vcpus', '1', '--ram', '256', '--disk', '1'])).code).toBe(0);
+    for (const args of [['network', 'create', '--name', 'front'], ['subnet', 'create', '--network', 'front', '--subnet-range', '10.61.0.0/24', '--name', 'front-v4'], ['network', 'create', '--name', 'back'], ['subnet', 'create', '--network', 'back', '--subnet-range', '10.62.0.0/24']]) {
+      const r = await alice(args);
+      expect(r.code, r.stderr).toBe(0);
+    }
+    const mine = json(await alice(['--output', 'json', 'port', 'create', '--network', 'back', '--name', 'mine']));
+
+    // Two networks: none is "the" network of the project, so --nic auto is refused (exit 8); --network names one.
+    const ambiguous = await alice(['server', 'create', '--name', 'x', '--flavor', 'cli.net', '--image', 'cirros', '--nic', 'auto']);
+    expect(ambiguous.code).toBe(8);
+    expect(ambiguous.stderr).toContain('Multiple possible networks found');
+    const vm = json(await alice(['--output', 'json', 'server', 'create', '--name', 'net-vm', '--flavor', 'cli.net', '--image', 'cirros', '--nic', 'net-id=front,v4-fixed-ip=10.61.0.20', '--wait']));
+    expect(vm).toMatchObject({ status: 'ACTIVE', interfaces: [{ state: 'attached', fixedIps: [{ ipAddress: '10.61.0.20' }] }] });
+    const shown = await alice(['server', 'show', vm.id]);
+    expect(shown.stdout).toMatch(/interfaces\s+.*10\.61\.0\.20 \(attached\)/);
+
+    const addNet = await alice(['server', 'add', 'network', vm.id, 'back', '--wait']);
+    expect(addNet.code, addNet.stderr).toBe(0);
+    expect(addNet.stdout).toMatch(/add network .*: done/);
+    const addPort = await alice(['server', 'add', 'port', vm.id, 'mine', '--wait']);
+    expect(addPort.code, addPort.stderr).toBe(0);
+    const inUse = await alice(['server', 'add', 'port', vm.id, 'mine']);
+    expect(inUse.code).toBe(8);
+    expect(inUse.stderr).toContain(`Port ${mine.id} is still in use.`);
+    let ifaces = json(await alice(['--output', 'json', 'server', 'interfaces', vm.id])).interfaces;
+    expect(ifaces.map((i: { state: string; preserveOnDelete: boolean }) => [i.state, i.preserveOnDelete])).toEqual([['attached', false], ['attached', false], ['attached', true]]);
+
+    const removePort = await alice(['server', 'remove', 'port', vm.id, 'mine', '--wait']);
+    expect(removePort.code, removePort.stderr).toBe(0);
+    expect(json(await alice(['--output', 'json', 'port', 'show', 'mine']))).toMatchObject({ deviceId: '', deviceOwner: '' });
+    const removeNet = await alice(['server', 'remove', 'network', vm.id, 'back', '--wait']);
+    expect(removeNet.code, removeNet.stderr).toBe(0);
+    ifaces = json(await alice(['--output', 'json', 'server', 'interfaces', vm.id])).interfaces;
+    expect(ifaces).toHaveLength(1);
+    expect((await alice(['server', 'remove', 'network', vm.id, 'back'])).code).toBe(3);
+    expect((await alice(['server', 'remove', 'port', vm.id, 'mine'])).code).toBe(3);
+    // Another project's network is not there.
+    expect((await member(['server', 'create', '--name', 'y', '--flavor', 'cli.net', '--image', 'cirros', '--network', ifaces[0].networkId])).code).toBe(3);
+    expect((await alice(['server', 'delete', vm.id, '--wait'])).code).toBe(0);
+  });
+
   it('explains itself: help lists the actions from the API table, usage errors exit 2', async () => {
     const help = await strata(['server', '--help'], '');
     expect(help.code).toBe(0);
