@@ -13,20 +13,12 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { RouterHost } from '../../agents/network/l3.js';
-import { NetworkAgent } from '../../agents/network/network.agent.js';
-import type { Message } from '../../domains/kernel/decider.js';
 import type { FloatingIp, Router } from '../../domains/network/network.types.js';
-import { networkCodecFor, networkDefinitions } from '../../infra/codecs/network.codec.js';
-import type { Actor, Reply } from '../../infra/envelope/envelope.js';
 import { ovsAvailable } from '../../infra/ovs/launcher.js';
-import { CommandBus } from '../../infra/runtime/command-bus.js';
-import { DeciderWorker } from '../../infra/runtime/decider-worker.js';
-import { openTestLog, type TestLog } from '../support/backends.js';
-import { inNs, sh, startSimHosts, type Guest, type SimNetwork } from '../support/ovs-hosts.js';
+import { startNetworkRig, type NetworkRig } from '../support/network-rig.js';
+import { inNs, sh, type Guest, type SimNetwork } from '../support/ovs-hosts.js';
 import { until } from '../support/wait.js';
 
-const ADMIN: Actor = { userId: 'admin', projectId: 'admin', roles: ['admin'] };
-type M = Message & Record<string, unknown>;
 const available = await ovsAvailable().then(async (ok) => ok && (await sh('iptables-restore', '--version').then(() => true, () => false)) && (await sh('conntrack', '--version').then(() => true, () => false)));
 
 const RUN = `${process.pid}${Math.random().toString(36).slice(2, 5)}`;
@@ -61,30 +53,17 @@ async function talk(from: Guest, ip: string): Promise<string> {
 }
 
 describe.skipIf(!available)('routers and floating IPs on a host (issue 6 c: embedded log, userspace OVS, iptables, real packets)', () => {
-  let t: TestLog;
-  let domain: string;
-  let worker: DeciderWorker;
-  let bus: CommandBus;
+  let rig: NetworkRig;
   let sim: SimNetwork;
-  const agents = new Map<string, NetworkAgent>();
   const guests = new Map<string, Guest>();
   const servers: ChildProcess[] = [];
 
-  const send = async (aggregateType: string, id: string, command: M): Promise<Reply> => {
-    const reply = await bus.send({ domain, aggregateType, aggregateId: id, type: command.type, payload: networkCodecFor(aggregateType).encodeCommand(command), actor: ADMIN });
-    if (reply.kind !== 'accepted') throw new Error(`${command.type} ${id}: ${reply.rejection.message}`);
-    return reply;
-  };
-  const h1 = () => sim.hosts.find((x) => x.hostId === 'h1')!;
+  const send: NetworkRig['send'] = (aggregateType, id, command) => rig.send(aggregateType, id, command);
+  const h1 = () => rig.host('h1');
   const l3Options = () => ({ namespacePrefix: PREFIX, vswitchdNetns: h1().ns });
-  const startAgent = async (hostId: string) => {
-    const h = sim.hosts.find((x) => x.hostId === hostId)!;
-    agents.set(
-      hostId,
-      await NetworkAgent.start({ log: t.log, topology: t.topology, domain, hostId, ovs: h.ovs, bridge: 'bint', tunnels: h.tunnels, resyncMs: 500, ...(hostId === 'h1' ? { l3: l3Options() } : {}) }),
-    );
-  };
-  const view = () => agents.get('h1')!.feed.view;
+  const startAgent = (hostId: string) => rig.startAgent(hostId, hostId === 'h1' ? { l3: l3Options() } : {});
+  const agent = (hostId: string) => rig.agents.get(hostId)!;
+  const view = () => agent('h1').feed.view;
   const port = (id: string) => view().ports.get(id);
   const fipStatus = () => view().floatingIps.get('fip1')?.floatingIp.status;
   const associate = (association: { portId: string; fixedIpAddress: string; routerId: string } | null) =>
@@ -126,12 +105,8 @@ describe.skipIf(!available)('routers and floating IPs on a host (issue 6 c: embe
   const router: Router = { id: ROUTER, projectId: 'tenant', name: 'r1', adminStateUp: true, externalGatewayInfo: null };
 
   beforeAll(async () => {
-    t = await openTestLog('embedded', 4);
-    domain = `network-${t.domain}`;
-    worker = new DeciderWorker({ log: t.log, domain, aggregates: networkDefinitions, topology: t.topology, onError: (e) => console.error(`decider: ${e.message}`) });
-    await worker.start();
-    bus = await CommandBus.connect({ log: t.log, timeoutMs: 30_000 });
-    sim = await startSimHosts(['h1', 'h2']);
+    rig = await startNetworkRig(['h1', 'h2']);
+    sim = rig.sim;
     await startAgent('h1');
     await startAgent('h2');
 
@@ -150,13 +125,11 @@ describe.skipIf(!available)('routers and floating IPs on a host (issue 6 c: embe
 
   afterAll(async () => {
     for (const s of servers) if (s.pid) process.kill(s.pid);
-    for (const a of agents.values()) await a.close().catch(() => undefined);
-    // The router namespaces are this run's (PREFIX): remove their ports and namespaces.
-    if (sim) await new RouterHost({ ovs: h1().ovs, bridge: 'bint', ...l3Options() }).reconcile([]).catch((e) => console.error(e));
-    await sim?.close();
-    await bus?.close();
-    await worker?.stop();
-    await t?.close();
+    if (!rig) return;
+    // The agents first (h1's would make its router again), then this run's router namespaces (PREFIX).
+    for (const hostId of [...rig.agents.keys()]) await rig.stopAgent(hostId).catch(() => undefined);
+    await new RouterHost({ ovs: h1().ovs, bridge: 'bint', ...l3Options() }).reconcile([]).catch((e) => console.error(e));
+    await rig.close();
   });
 
   it('the L3 agent binds the router ports to its host, plugs them into the router namespace and they go ACTIVE', async () => {
@@ -277,9 +250,9 @@ describe.skipIf(!available)('routers and floating IPs on a host (issue 6 c: embe
     });
     const done = new Promise((r) => pinger.on('close', r));
 
-    await agents.get('h1')!.close();
+    await rig.stopAgent('h1');
     await startAgent('h1');
-    expect(agents.get('h1')!.routers!.stats).toEqual({ namespacesCreated: 0, namespacesRemoved: 0, portsPlugged: 0, portsUnplugged: 0, addressesChanged: 0, routesChanged: 0, natApplied: 0 });
+    expect(agent('h1').routers!.stats).toEqual({ namespacesCreated: 0, namespacesRemoved: 0, portsPlugged: 0, portsUnplugged: 0, addressesChanged: 0, routesChanged: 0, natApplied: 0 });
     await done;
     expect(requests).toBe(40);
     expect(replies).toBe(40);
@@ -287,11 +260,11 @@ describe.skipIf(!available)('routers and floating IPs on a host (issue 6 c: embe
     expect(await snatPackets()).toBeGreaterThanOrEqual(before);
 
     // While it is down the floating IP is associated again: the restart sets it up, and only that.
-    await agents.get('h1')!.close();
+    await rig.stopAgent('h1');
     await associate({ portId: 'ga', fixedIpAddress: '10.1.0.5', routerId: ROUTER });
     expect(await sim.ping(x, '203.0.113.20', 1)).toBe(false);
     await startAgent('h1');
-    expect(agents.get('h1')!.routers!.stats).toMatchObject({ namespacesCreated: 0, portsPlugged: 0, addressesChanged: 1, routesChanged: 0, natApplied: 1 });
+    expect(agent('h1').routers!.stats).toMatchObject({ namespacesCreated: 0, portsPlugged: 0, addressesChanged: 1, routesChanged: 0, natApplied: 1 });
     await until(() => fipStatus() === 'ACTIVE', 'floating IP ACTIVE after the restart', 15_000);
     await until(() => sim.ping(x, '203.0.113.20'), 'X -> floating IP after the restart', 5_000);
   }, 90_000);
