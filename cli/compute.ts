@@ -208,34 +208,56 @@ Without --public-key, an ed25519 key pair is generated: its private key is print
 
 // ---- quotas -------------------------------------------------------------------------------
 
+/** `openstack quota set`'s network flags -> Neutron's quota names. */
+const NETWORK_QUOTA_FLAGS: Record<string, string> = {
+  networks: 'network',
+  subnets: 'subnet',
+  ports: 'port',
+  routers: 'router',
+  'floating-ips': 'floatingip',
+  secgroups: 'security_group',
+  'secgroup-rules': 'security_group_rule',
+};
+
+/** Compute and network quotas together, as `openstack quota show|set` has them. */
 async function quotaCommand(ctx: Context, argv: string[]): Promise<void> {
-  const flags = Object.keys(QUOTA_FLAGS);
+  const flags = [...Object.keys(QUOTA_FLAGS), ...Object.keys(NETWORK_QUOTA_FLAGS)];
   const usage = `Usage: strata quota show [PROJECT_ID]       (default: the project of your token)
        strata quota set PROJECT_ID ${flags.map((f) => `[--${f} N]`).join(' ')}   (admins; -1: unlimited)`;
   const [verb, ...rest] = argv;
   const client = ctx.client();
-  const show = (q: Obj) => {
-    if (ctx.output === 'json') return print(ctx.output, q);
-    const rows = Object.keys(q.limits)
-      .sort()
-      .map((name) => ({ quota: name, limit: q.limits[name], in_use: q.inUse?.[name] ?? '' }));
-    console.log(`project ${q.projectId}`);
-    print(ctx.output, rows, ['quota', 'limit', 'in_use']);
+  const show = (compute: Obj, network: Obj) => {
+    if (ctx.output === 'json') return print(ctx.output, { ...compute, network });
+    const rows = (q: Obj, service: string) =>
+      Object.keys(q.limits)
+        .sort()
+        .map((name) => ({ service, quota: name, limit: q.limits[name], in_use: q.inUse?.[name] ?? '' }));
+    console.log(`project ${compute.projectId}`);
+    print(ctx.output, [...rows(compute, 'compute'), ...rows(network, 'network')], ['service', 'quota', 'limit', 'in_use']);
   };
   if (verb === 'show') {
     const { positionals } = parse(rest, {}, usage);
-    return show((await client.call('GetQuota', { projectId: positionals[0] ?? '' })).quota);
+    const projectId = positionals[0] ?? '';
+    const [compute, network] = await Promise.all([client.call('GetQuota', { projectId }), client.call('GetNetworkQuota', { projectId })]);
+    return show(compute.quota, network.quota);
   }
   if (verb === 'set') {
     const { values, positionals } = parse(rest, Object.fromEntries(flags.map((f) => [f, { type: 'string' as const }])), usage);
     const projectId = need(positionals, 'project', usage);
-    const limits: Record<string, number> = {};
-    for (const [flag, name] of Object.entries(QUOTA_FLAGS)) {
-      const n = int(flag, values[flag]);
-      if (n !== undefined) limits[name] = n;
-    }
-    if (Object.keys(limits).length === 0) throw new UsageError(`nothing to set\n\n${usage}`);
-    return show((await client.call('SetQuota', { projectId, limits })).quota);
+    const limitsOf = (table: Record<string, string>) => {
+      const limits: Record<string, number> = {};
+      for (const [flag, name] of Object.entries(table)) {
+        const n = int(flag, values[flag]);
+        if (n !== undefined) limits[name] = n;
+      }
+      return limits;
+    };
+    const computeLimits = limitsOf(QUOTA_FLAGS);
+    const networkLimits = limitsOf(NETWORK_QUOTA_FLAGS);
+    if (Object.keys(computeLimits).length === 0 && Object.keys(networkLimits).length === 0) throw new UsageError(`nothing to set\n\n${usage}`);
+    const compute = Object.keys(computeLimits).length > 0 ? await client.call('SetQuota', { projectId, limits: computeLimits }) : await client.call('GetQuota', { projectId });
+    const network = Object.keys(networkLimits).length > 0 ? await client.call('SetNetworkQuota', { projectId, limits: networkLimits }) : await client.call('GetNetworkQuota', { projectId });
+    return show(compute.quota, network.quota);
   }
   helpOrUsage(verb, usage);
 }

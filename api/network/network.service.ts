@@ -567,6 +567,32 @@ export function createNetworkService(o: NetworkServiceOptions): UntypedServiceIm
     return {};
   });
 
+  // ---- quotas (Neutron's quotas API) ---------------------------------------------------------
+
+  const quotaProject = (req: Req, c: Caller) => String(req.projectId || callerProject(c));
+  const quotaOut = async (projectId: string): Promise<Res> => ({ quota: await queries.getNetworkQuota(projectId) });
+
+  rpc('GetNetworkQuota', async (req, c, enforce) => {
+    const projectId = required('project_id', quotaProject(req, c));
+    // Another project's quota is NOT_FOUND to a non-admin, as another project's resources are.
+    if (!c.isAdmin && projectId !== callerProject(c)) throw notFound(`Quota for project ${projectId} could not be found.`, 'project_id');
+    enforce({ projectId });
+    return quotaOut(projectId);
+  });
+
+  rpc(
+    'SetNetworkQuota',
+    async (req, c) => {
+      const projectId = required('project_id', req.projectId);
+      const limits = Object.fromEntries(Object.entries((req.limits ?? {}) as Record<string, unknown>).map(([k, v]) => [k, Number(v)]));
+      const command = { type: 'SetNetworkQuotaLimits', limits };
+      validateNetworkCommand(command);
+      await writer.send('network_quota', projectId, command, actorOf(c));
+      return quotaOut(projectId);
+    },
+    () => ({}),
+  );
+
   registerRouterRpcs({ rpc, writer, queries, saga, ownerOf, mustHaveProject, visibleSubnet, visiblePort });
 
   return impl;

@@ -25,10 +25,13 @@ const RESOURCES: [string, string[]][] = [
   ['FloatingIp', ['Create', 'Get', 'List', 'Update', 'Delete']],
 ];
 
-/** Neutron's router interface actions: a member's, on its project's router. */
+/** Neutron's router interface actions (a member's, on its project's router) and quotas. */
 const ACTIONS: [string, Rule][] = [
   ['AddRouterInterface', member],
   ['RemoveRouterInterface', member],
+  // Neutron's quotas API: a project reads its own, an admin reads and sets any.
+  ['GetNetworkQuota', reader],
+  ['SetNetworkQuota', admin],
 ];
 
 const rules: Record<string, Rule> = Object.fromEntries([

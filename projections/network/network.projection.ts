@@ -4,7 +4,8 @@
 // in, statements out (SQL that SQLite and PostgreSQL share; booleans are 0/1 integers, JSON is
 // TEXT). Every row is written by the events of one aggregate only (a subnet's allocations by the
 // subnet, a group's rules by the group), so the result does not depend on how partitions
-// interleave. Segment pools, MAC registries and quotas are the deciders' business: not shown here.
+// interleave. Quotas: a project's limits set and what each resource holds (in use is their sum).
+// Segment pools and MAC registries are the deciders' business: not shown here.
 import { networkCodecFor } from '../../infra/codecs/network.codec.js';
 import type { EventEnvelope, Position } from '../../infra/envelope/envelope.js';
 import type { Projection } from '../../infra/runtime/projection-runner.js';
@@ -46,6 +47,10 @@ export const NETWORK_SCHEMA = [
   `CREATE TABLE IF NOT EXISTS network_floating_ips (id TEXT PRIMARY KEY, project_id TEXT NOT NULL, floating_network_id TEXT NOT NULL,
      floating_ip_address TEXT NOT NULL, port_id TEXT NOT NULL, fixed_ip_address TEXT NOT NULL, router_id TEXT NOT NULL, status TEXT NOT NULL,
      created_at_ms BIGINT NOT NULL, updated_at_ms BIGINT NOT NULL)`,
+  `CREATE TABLE IF NOT EXISTS network_quota_limits (project_id TEXT NOT NULL, name TEXT NOT NULL, quota_limit BIGINT NOT NULL,
+     PRIMARY KEY (project_id, name))`,
+  `CREATE TABLE IF NOT EXISTS network_quota_reservations (project_id TEXT NOT NULL, consumer_id TEXT NOT NULL, usage TEXT NOT NULL,
+     PRIMARY KEY (project_id, consumer_id))`,
   `CREATE INDEX IF NOT EXISTS network_networks_project ON network_networks (project_id, id)`,
   `CREATE INDEX IF NOT EXISTS network_subnets_network ON network_subnets (network_id, id)`,
   `CREATE INDEX IF NOT EXISTS network_ports_network ON network_ports (network_id, id)`,
@@ -70,9 +75,11 @@ export const NETWORK_TABLES = [
   'network_routers',
   'network_router_interfaces',
   'network_floating_ips',
+  'network_quota_limits',
+  'network_quota_reservations',
 ];
 
-/** The events this projection turns into rows; the others (segments, MAC registry, quotas) it passes. */
+/** The events this projection turns into rows; the others (segments, MAC registry) it passes. */
 export const NETWORK_PROJECTED_EVENTS = [
   'NetworkCreated', 'NetworkUpdated', 'NetworkDeleted',
   'SubnetCreated', 'SubnetUpdated', 'SubnetDeleted', 'IpAllocated', 'IpReleased',
@@ -80,6 +87,7 @@ export const NETWORK_PROJECTED_EVENTS = [
   'SecurityGroupCreated', 'SecurityGroupUpdated', 'SecurityGroupDeleted', 'SecurityGroupRuleAdded', 'SecurityGroupRuleRemoved',
   'RouterCreated', 'RouterUpdated', 'RouterGatewaySet', 'RouterGatewayCleared', 'RouterInterfaceAdded', 'RouterInterfaceRemoved', 'RouterDeleted',
   'FloatingIpCreated', 'FloatingIpUpdated', 'FloatingIpStatusChanged', 'FloatingIpDeleted',
+  'NetworkQuotaLimitsSet', 'NetworkQuotaReserved', 'NetworkQuotaReleased',
 ] as const;
 
 function portGroups(id: string, groups: string[]): Statement[] {
@@ -242,6 +250,23 @@ export function networkStatements(event: EventEnvelope): Statement[] {
       return [{ sql: 'UPDATE network_floating_ips SET status = $2, updated_at_ms = $3 WHERE id = $1', params: [id, e.status, at] }];
     case 'FloatingIpDeleted':
       return [{ sql: 'DELETE FROM network_floating_ips WHERE id = $1', params: [id] }];
+
+    // A quota's aggregate id is its project.
+    case 'NetworkQuotaLimitsSet':
+      return Object.entries((e.limits ?? {}) as Record<string, number>).map(([name, limit]) => ({
+        sql: `INSERT INTO network_quota_limits (project_id, name, quota_limit) VALUES ($1, $2, $3)
+              ON CONFLICT (project_id, name) DO UPDATE SET quota_limit = excluded.quota_limit`,
+        params: [id, name, Number(limit)],
+      }));
+    case 'NetworkQuotaReserved':
+      return [
+        {
+          sql: 'INSERT INTO network_quota_reservations (project_id, consumer_id, usage) VALUES ($1, $2, $3) ON CONFLICT (project_id, consumer_id) DO UPDATE SET usage = excluded.usage',
+          params: [id, e.consumerId ?? '', json(e.usage ?? {})],
+        },
+      ];
+    case 'NetworkQuotaReleased':
+      return [{ sql: 'DELETE FROM network_quota_reservations WHERE project_id = $1 AND consumer_id = $2', params: [id, e.consumerId ?? ''] }];
     default:
       return [];
   }

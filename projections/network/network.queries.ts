@@ -3,6 +3,7 @@
 // with their rules, routers with their interfaces, floating IPs. Lists are ordered by id and paged
 // by an id marker.
 import type { AddressPair, AllocationPool, ExternalGatewayInfo, FixedIp, FloatingIp, HostRoute } from '../../domains/network/network.types.js';
+import { NETWORK_QUOTA_DEFAULTS } from '../../domains/network/network-quota.machine.js';
 import type { Store } from '../../infra/store/store.js';
 
 type Row = Record<string, any>;
@@ -152,6 +153,14 @@ function paged(where: string[], params: unknown[], page: Page, column = 'id'): {
   sql += ` ORDER BY ${column}`;
   if (page.limit) sql += ` LIMIT ${Math.floor(page.limit)}`;
   return { sql, params: p };
+}
+
+export interface NetworkQuotaRecord {
+  projectId: string;
+  /** Quota name -> limit (-1: unlimited). */
+  limits: Record<string, number>;
+  /** Quota name -> what the project's resources hold. */
+  inUse: Record<string, number>;
 }
 
 export class NetworkQueries {
@@ -318,6 +327,17 @@ export class NetworkQueries {
       [subnetId, externalNetworkId],
     );
     return rows.map((r) => r.id);
+  }
+
+  /** A project's network quotas: its limits (Neutron's defaults where none was set) and what its resources hold. */
+  async getNetworkQuota(projectId: string): Promise<NetworkQuotaRecord> {
+    const limits: Record<string, number> = { ...NETWORK_QUOTA_DEFAULTS };
+    for (const r of await this.store.query<Row>('SELECT name, quota_limit FROM network_quota_limits WHERE project_id = $1', [projectId])) limits[r.name] = Number(r.quota_limit);
+    const inUse: Record<string, number> = Object.fromEntries(Object.keys(NETWORK_QUOTA_DEFAULTS).map((n) => [n, 0]));
+    for (const r of await this.store.query<Row>('SELECT usage FROM network_quota_reservations WHERE project_id = $1', [projectId])) {
+      for (const [name, n] of Object.entries(JSON.parse(String(r.usage)) as Record<string, number>)) inUse[name] = (inUse[name] ?? 0) + Number(n);
+    }
+    return { projectId, limits, inUse };
   }
 
   async getFloatingIp(id: string): Promise<FloatingIpRecord | undefined> {

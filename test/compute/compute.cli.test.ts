@@ -90,9 +90,11 @@ describe('the strata CLI for compute', () => {
     const op = json(await member(['--output', 'json', 'operation', 'show', actions.operations[0].name]));
     expect(op).toMatchObject({ action: 'stop', done: true, result: 'success' });
 
-    const quota = await admin(['quota', 'set', m.project.id, '--instances', '1']);
+    const quota = await admin(['quota', 'set', m.project.id, '--instances', '1', '--ports', '3']);
     expect(quota.code, quota.stderr).toBe(0);
-    expect(quota.stdout).toMatch(/instances\s+1\s+1/);
+    expect(quota.stdout).toMatch(/compute\s+instances\s+1\s+1/);
+    expect(quota.stdout).toMatch(/network\s+port\s+3\s+0/);
+    expect(json(await member(['--output', 'json', 'quota', 'show']))).toMatchObject({ limits: { instances: 1 }, network: { limits: { port: 3 } } });
     const over = await member(['server', 'create', '--name', 'one-too-many', '--flavor', 'cli.small', '--image', 'cirros']);
     expect(over.code).toBe(10);
     expect(over.stderr).toContain('Quota exceeded for instances');

@@ -115,11 +115,23 @@ describe('NetworkService', () => {
     });
   });
 
+  it('sets network quotas for admins only (Neutron\'s quotas API), shows a project its own, and refuses an unknown name', async () => {
+    const erin = await t.member();
+    const shown = (await erin.client.call('GetNetworkQuota', {})).quota;
+    expect(shown).toMatchObject({ projectId: erin.project.id, limits: { network: 100, port: 500, router: 10, floatingip: 50 } });
+    expect(await errorOf(erin.client.call('SetNetworkQuota', { projectId: erin.project.id, limits: { port: 1000 } }))).toMatchObject({ code: PERMISSION_DENIED });
+    expect(await errorOf(bob.client.call('GetNetworkQuota', { projectId: erin.project.id }))).toMatchObject({ code: NOT_FOUND, field: 'project_id' });
+    expect(await errorOf(admin.call('SetNetworkQuota', { projectId: erin.project.id, limits: { volumes: 3 } }))).toMatchObject({ code: INVALID_ARGUMENT, field: 'limits' });
+    expect(await errorOf(admin.call('SetNetworkQuota', { projectId: erin.project.id, limits: { port: -2 } }))).toMatchObject({ code: INVALID_ARGUMENT, field: 'limits.port' });
+    const set = (await admin.call('SetNetworkQuota', { projectId: erin.project.id, limits: { port: 7, router: -1 } })).quota;
+    expect(set.limits).toMatchObject({ port: 7, router: -1, network: 100 });
+    expect((await admin.call('GetNetworkQuota', { projectId: erin.project.id })).quota.limits).toMatchObject({ port: 7, router: -1 });
+  });
+
   it('refuses a port past the port quota naming it, and a failed create gives back its quota and MAC', async () => {
     const dave = await t.member();
     const { network, subnet } = await networkWithSubnet(dave, '10.80.0.0/29');
-    // No RPC sets network quotas yet: the admin's command goes to the project's quota aggregate.
-    await t.cloud.network.writer.send('network_quota', dave.project.id, { type: 'SetNetworkQuotaLimits', limits: { port: 2 } }, { userId: 'admin', projectId: '', roles: ['admin'] });
+    await admin.call('SetNetworkQuota', { projectId: dave.project.id, limits: { port: 2 } });
     const first = (await dave.client.call('CreatePort', { port: { networkId: network.id, macAddress: 'fa:16:3e:aa:bb:cc', fixedIps: [{ subnetId: subnet.id, ipAddress: '10.80.0.3' }] } })).port;
     // Taken address: refused after the quota and a MAC were taken, so both must come back.
     const taken = await errorOf(dave.client.call('CreatePort', { port: { networkId: network.id, macAddress: 'fa:16:3e:aa:bb:cd', fixedIps: [{ subnetId: subnet.id, ipAddress: '10.80.0.3' }] } }));
@@ -128,6 +140,9 @@ describe('NetworkService', () => {
     expect(second).toMatchObject({ macAddress: 'fa:16:3e:aa:bb:cd', fixedIps: [{ subnetId: subnet.id, ipAddress: '10.80.0.2' }] });
     const over = await errorOf(dave.client.call('CreatePort', { port: { networkId: network.id } }));
     expect(over).toMatchObject({ code: RESOURCE_EXHAUSTED, field: 'port', details: 'Quota exceeded for resources: port. Requested 1, but already used 2 of 2 port' });
+    // What the quota shows in use: the two ports, the network (the failed creates gave theirs back).
+    const quota = (await dave.client.call('GetNetworkQuota', {})).quota;
+    expect(quota).toMatchObject({ limits: { port: 2 }, inUse: { port: 2, network: 1, subnet: 1 } });
     await dave.client.call('DeletePort', { id: first.id });
     const third = (await dave.client.call('CreatePort', { port: { networkId: network.id, macAddress: 'fa:16:3e:aa:bb:cc' } })).port;
     expect(third.fixedIps[0].ipAddress).toBe('10.80.0.3');
