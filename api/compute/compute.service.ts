@@ -6,7 +6,6 @@
 // machine's to say: its refusals come back as they are (FAILED_PRECONDITION naming the state).
 import { SpanKind, SpanStatusCode, context, trace } from '@opentelemetry/api';
 import { status as grpcStatus, type ServerUnaryCall, type ServerWritableStream, type sendUnaryData, type UntypedServiceImplementation } from '@grpc/grpc-js';
-import { createHash, randomUUID } from 'node:crypto';
 import { validateComputeCommand, validateComputeResource, validateComputeUpdate } from '../../domains/compute/compute.validation.js';
 import type { FlavorRef } from '../../domains/compute/instance.actions.js';
 import { QUOTA_DEFAULTS } from '../../domains/compute/quota.machine.js';
@@ -28,9 +27,8 @@ import { attachNetwork, interfacePortId, serverNetworks } from './server-network
 import { generateEd25519, sshFingerprint, x509Fingerprint } from './keypair.js';
 import type { ServerWatch } from './server-watch.js';
 import { machineAction, SERVER_ACTIONS, type ServerAction } from './server.actions.js';
+import { actorOf, callerProject, derivedId, pageSize, requestIdOf, required, updateMaskOf, type Req, type Res } from '../request.js';
 
-type Req = Record<string, any>;
-type Res = Record<string, unknown>;
 
 export interface ComputeServiceOptions {
   writer: ComputeWriter;
@@ -57,51 +55,10 @@ export interface ComputeServiceOptions {
   networks?: NetworkQueries;
 }
 
-export const DEFAULT_PAGE_SIZE = 100;
-export const MAX_PAGE_SIZE = 1000;
 const DEFAULT_WAIT_MS = 30_000;
 const MAX_WAIT_MS = 600_000;
 /** Servers one CreateServer may ask for (Nova has no fixed cap; the quota is the real limit). */
 const MAX_COUNT = 1000;
-
-const camel = (s: string) => s.replace(/_([a-z])/g, (_, c: string) => c.toUpperCase());
-
-function required(field: string, value: unknown): string {
-  if (typeof value !== 'string' || value === '') throw invalid(field, 'is required');
-  return value;
-}
-
-function pageSize(req: Req): number {
-  const n = Number(req.pageSize ?? 0);
-  if (!Number.isInteger(n) || n < 0) throw invalid('page_size', `must be between 0 and ${MAX_PAGE_SIZE}`);
-  if (n > MAX_PAGE_SIZE) throw invalid('page_size', `must be at most ${MAX_PAGE_SIZE}, got ${n}`);
-  return n === 0 ? DEFAULT_PAGE_SIZE : n;
-}
-
-/** The request_id of a mutation, or a new one: it names the operation and keys the commands. */
-function requestIdOf(req: Req): string {
-  const id = String(req.requestId ?? '');
-  if (id.length > 128) throw invalid('request_id', `must be at most 128 characters, got ${id.length}`);
-  // eslint-disable-next-line no-control-regex
-  if (/[\u0000-\u001f\u007f/]/.test(id)) throw invalid('request_id', 'must not contain control characters or "/"');
-  return id || randomUUID();
-}
-
-/** A resource id from the request (so a retry names the same resource), or random. */
-const derivedId = (kind: string, scope: string, requestId: string) => createHash('sha256').update(`strata/${kind}/${scope}/${requestId}`).digest('hex').slice(0, 32);
-
-const callerProject = (c: Caller) => (c.scope.kind === 'project' ? c.scope.projectId : '');
-
-/**
- * The actor on commands. The instance machine lets an actor with the admin role past locks and
- * admin-only actions, so the role travels only for cloud admins: an "admin" of an ordinary
- * project is no admin of the cloud.
- */
-const actorOf = (c: Caller): Actor => ({
-  userId: c.userId,
-  projectId: callerProject(c),
-  roles: c.isAdmin ? c.roles : c.roles.filter((r) => r !== 'admin'),
-});
 
 const flavorOut = (f: FlavorRecord): Res => {
   const { access: _access, ...flavor } = f;
@@ -280,7 +237,7 @@ export function createComputeService(o: ComputeServiceOptions): UntypedServiceIm
       const input = (req.flavor ?? {}) as Req;
       const id = required('flavor.id', input.id);
       const before = flavorOut(await flavorRow(id));
-      const mask = ((req.updateMask?.paths ?? []) as string[]).map(camel);
+      const mask = updateMaskOf(req);
       const patch = { ...before, ...Object.fromEntries(mask.map((m) => [m, input[m]])), id };
       validateComputeUpdate('flavor', patch, mask);
       await send('flavor', id, { type: 'UpdateFlavor', flavor: patch, updateMask: mask }, c);
@@ -517,7 +474,7 @@ export function createComputeService(o: ComputeServiceOptions): UntypedServiceIm
       const input = (req.aggregate ?? {}) as Req;
       const id = required('aggregate.id', input.id);
       const before = aggregateFields(await aggregateRow(id, 'aggregate.id'));
-      const mask = ((req.updateMask?.paths ?? []) as string[]).map(camel);
+      const mask = updateMaskOf(req);
       const patch = { ...before, ...Object.fromEntries(mask.map((m) => [m, input[m]])), id };
       validateComputeUpdate('aggregate', patch, mask);
       if (mask.includes('name') && (await nameTaken('compute_aggregates', String(patch.name), id))) {
