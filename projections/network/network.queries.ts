@@ -2,82 +2,25 @@
 // the shared ones), subnets with the count of addresses their ports hold, ports, security groups
 // with their rules, routers with their interfaces, floating IPs. Lists are ordered by id and paged
 // by an id marker.
-import type { AddressPair, AllocationPool, ExternalGatewayInfo, FixedIp, FloatingIp, HostRoute } from '../../domains/network/network.types.js';
+import type { ExternalGatewayInfo, FixedIp, FloatingIp, Network, Port, SecurityGroup, SecurityGroupRule, Subnet } from '../../domains/network/network.types.js';
 import { NETWORK_QUOTA_DEFAULTS } from '../../domains/network/network-quota.machine.js';
 import type { Store } from '../../infra/store/store.js';
 
 type Row = Record<string, any>;
 
-export interface NetworkRecord {
-  id: string;
-  name: string;
-  projectId: string;
-  adminStateUp: boolean;
-  status: string;
-  shared: boolean;
-  external: boolean;
-  mtu: number;
-  networkType: string;
-  physicalNetwork: string;
-  segmentationId: number;
-  subnets: string[];
-}
+/** A network as the API shows it: with its status (from admin_state_up) and its subnets' ids. */
+export type NetworkRecord = Network & { status: string; subnets: string[] };
 
-export interface SubnetRecord {
-  id: string;
-  networkId: string;
-  projectId: string;
-  name: string;
-  ipVersion: number;
-  cidr: string;
-  gatewayIp: string | null;
-  allocationPools: AllocationPool[];
-  dnsNameservers: string[];
-  hostRoutes: HostRoute[];
-  enableDhcp: boolean;
-  usedIps: number;
-}
+/** A subnet with how many of its addresses ports hold. */
+export type SubnetRecord = Subnet & { usedIps: number };
 
-export interface PortRecord {
-  id: string;
-  networkId: string;
-  projectId: string;
-  name: string;
-  macAddress: string;
-  fixedIps: FixedIp[];
-  deviceOwner: string;
-  deviceId: string;
-  securityGroups: string[];
-  portSecurityEnabled: boolean;
-  allowedAddressPairs: AddressPair[];
-  adminStateUp: boolean;
-  status: string;
-  hostId: string;
-}
+/** A port with its status and the host it is bound to ('' unbound). */
+export type PortRecord = Port & { status: string; hostId: string };
 
-export interface SecurityGroupRuleRecord {
-  id: string;
-  securityGroupId: string;
-  projectId: string;
-  direction: string;
-  ethertype: string;
-  protocol: string;
-  portRangeMin: number | null;
-  portRangeMax: number | null;
-  remoteIpPrefix: string;
-  remoteGroupId: string;
-  description: string;
-}
+/** A rule with the group it belongs to and that group's project. */
+export type SecurityGroupRuleRecord = SecurityGroupRule & { securityGroupId: string; projectId: string };
 
-export interface SecurityGroupRecord {
-  id: string;
-  projectId: string;
-  name: string;
-  description: string;
-  stateful: boolean;
-  isDefault: boolean;
-  rules: SecurityGroupRuleRecord[];
-}
+export type SecurityGroupRecord = SecurityGroup & { rules: SecurityGroupRuleRecord[] };
 
 export interface RouterInterfaceRecord {
   portId: string;
