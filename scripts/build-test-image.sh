@@ -10,7 +10,9 @@
 # (the qemu driver writes one per port of the server with an IPv4 address), finding the interface
 # by its MAC, and prints "STRATA-IP <dev> <mac> <address>/<prefix>". With
 # `strata.ping=<address>[,<address>...]` (an image's os_command_line) it pings each address until
-# it answers (at most 120 tries) and prints "STRATA-PING <address> ok" (or "... failed"). It prints
+# it answers (at most 120 tries) and prints "STRATA-PING <address> ok" (or "... failed"); with
+# `strata.tcp=<address>:<port>` it sends one line there over TCP (nc) and prints "STRATA-TCP
+# <address>:<port> ok" once it went through (or "... failed" after 120 tries). It prints
 # "STRATA-NET <the names in /sys/class/net>" at the start and whenever they change (a NIC
 # hot-plugged or unplugged).
 #
@@ -111,6 +113,7 @@ for arg in $(cat /proc/cmdline); do
   case "$arg" in
     ip=*) configure "${arg#ip=}" ;;
     strata.ping=*) targets="$targets $(echo "${arg#strata.ping=}" | tr , ' ')" ;;
+    strata.tcp=*) tcp="${arg#strata.tcp=}" ;;
   esac
 done
 for t in $targets; do
@@ -123,6 +126,18 @@ for t in $targets; do
     echo "STRATA-PING $t failed"
   ) &
 done
+
+# strata.tcp=<address>:<port>: once the address answers pings, send it a line over TCP.
+if [ -n "$tcp" ]; then
+  (
+    i=0
+    while [ $i -lt 120 ]; do
+      if echo "STRATA-TCP-HELLO from $(ip -4 -o addr show | awk '$2 != "lo" {print $4; exit}')" | nc -w 2 "${tcp%:*}" "${tcp##*:}" 2>/dev/null; then echo "STRATA-TCP $tcp ok"; exit 0; fi
+      i=$((i + 1)); sleep 1
+    done
+    echo "STRATA-TCP $tcp failed"
+  ) &
+fi
 
 nets() { echo $(ls /sys/class/net); }
 seen=$(nets)

@@ -9,12 +9,15 @@
 // the host, device_id the server and device_owner compute:<zone>; its tap (tap + 11 characters of
 // the port id) is on the bridge with the port as iface-id; the guest configures the port's address
 // (dracut's ip= on its kernel command line) and pings the other port, and the other port pings the
-// guest. AttachInterface on the running guest (a network, then a port the user made) -> hot-plugged
-// NICs the guest sees (/sys/class/net on its console) and ports ACTIVE; DetachInterface -> the NIC
-// gone from the guest and the bridge, the port the server made deleted. Delete the server -> the
+// guest; a TCP connection from the guest carries data to the other port (checksums complete
+// through the userspace datapath). AttachInterface on the running guest (a network, then a port the
+// user made) -> hot-plugged NICs the guest sees (/sys/class/net on its console) and ports ACTIVE. A
+// restarted compute agent adopts the guest with its taps. DetachInterface -> the NIC gone from the
+// guest and the bridge, the port the server made deleted. Stop -> the taps gone and the ports DOWN;
+// start -> plugged again, ACTIVE, the guest reaching the other port again. Delete the server -> the
 // port it made at boot deleted, the user's port kept, unbound, with its device cleared. Attach on a
 // suspended server (a fake host beside) is FAILED_PRECONDITION naming the state.
-import { execFile, execFileSync } from 'node:child_process';
+import { execFile, execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
@@ -68,6 +71,9 @@ describe.skipIf(!available)('a qemu guest on its port (acceptance g: userspace O
   let netAgent: NetworkAgent;
   let agents: ComputeAgents;
   let qemu: QemuDriver;
+  let imageDir: string;
+  let listener: ChildProcess | undefined;
+  let received = '';
   let stateDir: string;
   let admin: StrataClient;
   let member: StrataClient;
@@ -79,7 +85,7 @@ describe.skipIf(!available)('a qemu guest on its port (acceptance g: userspace O
   const errors: Error[] = [];
 
   beforeAll(async () => {
-    const imageDir = execFileSync('bash', [join(root, 'scripts/build-test-image.sh')], { encoding: 'utf8' }).trim();
+    imageDir = execFileSync('bash', [join(root, 'scripts/build-test-image.sh')], { encoding: 'utf8' }).trim();
     ovs = new Ovs(await ensureOvs({ dir: ovsDir }));
     await ovs.createBridge(bridge);
     t = await startTestCloud({}, { conductor: { tickMs: 200 } });
@@ -88,26 +94,7 @@ describe.skipIf(!available)('a qemu guest on its port (acceptance g: userspace O
     // The test image with an os_command_line that has the guest ping the other port (set below).
     // Short: QMP socket paths are limited to about 107 bytes.
     stateDir = mkdtempSync('/tmp/sqq-');
-    qemu = new QemuDriver({
-      stateDir,
-      accelerator: 'tcg',
-      resolveImage: () => {
-        const boot = testImageBoot(imageDir);
-        return { ...boot, append: `${boot.append} strata.ping=${peer.ip}` };
-      },
-      network: { ovs, bridge },
-    });
-    agents = await ComputeAgents.start({
-      log: t.log,
-      topology: TOPOLOGY,
-      hosts: [
-        { hostId, availabilityZone: zone, inventory: inventory(4, 4096), driver: qemu },
-        { hostId: fakeHost, availabilityZone: fakeZone, inventory: inventory(4, 4096), driver: new FakeDriver(fakeHost) },
-      ],
-      listen: '127.0.0.1:0',
-      heartbeatMs: 1000,
-      onError: (e) => errors.push(e),
-    });
+    await startComputeAgent();
     admin = t.client(await t.adminToken());
     const project = (await admin.call('CreateProject', { project: { name: `qp-${id}`, domainId: 'default' } })).project;
     const user = (await admin.call('CreateUser', { user: { name: `qp-${id}`, domainId: 'default' }, password: 'qemu-port-pw' })).user;
@@ -140,6 +127,7 @@ describe.skipIf(!available)('a qemu guest on its port (acceptance g: userspace O
   }, 240_000);
 
   afterAll(async () => {
+    listener?.kill();
     await agents?.close();
     await netAgent?.close();
     await bus?.close();
@@ -151,6 +139,31 @@ describe.skipIf(!available)('a qemu guest on its port (acceptance g: userspace O
     await run('ip', ['link', 'del', veth]).catch(() => undefined);
     await stopOvs({ dir: ovsDir }).catch(() => undefined);
   }, 60_000);
+
+  /** The compute agent of both hosts: the qemu host and a fake one (another zone). */
+  async function startComputeAgent() {
+    // The test image with an os_command_line that has the guest ping the other port and send it a line over TCP.
+    qemu = new QemuDriver({
+      stateDir,
+      accelerator: 'tcg',
+      resolveImage: () => {
+        const boot = testImageBoot(imageDir);
+        return { ...boot, append: `${boot.append} strata.ping=${peer.ip} strata.tcp=${peer.ip}:5555` };
+      },
+      network: { ovs, bridge },
+    });
+    agents = await ComputeAgents.start({
+      log: t.log,
+      topology: TOPOLOGY,
+      hosts: [
+        { hostId, availabilityZone: zone, inventory: inventory(4, 4096), driver: qemu },
+        { hostId: fakeHost, availabilityZone: fakeZone, inventory: inventory(4, 4096), driver: new FakeDriver(fakeHost) },
+      ],
+      listen: '127.0.0.1:0',
+      heartbeatMs: 1000,
+      onError: (e) => errors.push(e),
+    });
+  }
 
   const consoleOf = async (server: string): Promise<string> => (await member.call('GetServerConsoleOutput', { id: server })).output;
   const onConsole = (server: string, what: RegExp, label: string, timeoutMs = 120_000) => until(async () => what.test(await consoleOf(server)), label, timeoutMs);
@@ -173,6 +186,9 @@ describe.skipIf(!available)('a qemu guest on its port (acceptance g: userspace O
   let bootPort: { id: string; macAddress: string; fixedIps: { ipAddress: string }[] };
 
   it('boots a guest on the network: its port ACTIVE on this host, its tap on the bridge, and it reaches the other port both ways', async () => {
+    // The other port listens for the guest's TCP line.
+    listener = spawn('ip', ['netns', 'exec', ns, 'busybox', 'nc', '-l', '-p', '5555'], { stdio: ['ignore', 'pipe', 'ignore'] });
+    listener.stdout!.on('data', (d: Buffer) => (received += d.toString()));
     const created = await member.call('CreateServer', { name: 'web-1', flavorId, imageId: 'strata-test', availabilityZone: zone, networks: [{ uuid: networkId }] });
     server = created.servers[0].id;
     expect(created.servers[0].interfaces).toMatchObject([{ networkId, state: 'requested', preserveOnDelete: false }]);
@@ -201,6 +217,10 @@ describe.skipIf(!available)('a qemu guest on its port (acceptance g: userspace O
     expect(await consoleOf(server)).toContain(`STRATA-PING ${peer.ip} ok`);
     // And the other port reaches the guest.
     await until(() => pingGuest(ip), 'the other port pinging the guest', 30_000);
+    // TCP with data from the guest: the NIC's checksum offload is off, so the userspace datapath carries whole segments.
+    await onConsole(server, /STRATA-TCP \S+ (ok|failed)/, "the guest's TCP line");
+    expect(await consoleOf(server)).toContain(`STRATA-TCP ${peer.ip}:5555 ok`);
+    await until(() => received.includes(`STRATA-TCP-HELLO from ${ip}/24`), 'the line at the other port', 10_000);
     expect(errors).toEqual([]);
   }, 300_000);
 
@@ -232,6 +252,20 @@ describe.skipIf(!available)('a qemu guest on its port (acceptance g: userspace O
     expect(errors).toEqual([]);
   }, 300_000);
 
+  it('a restarted compute agent adopts the running guest with its taps', async () => {
+    const pid = await qemu.pid(server);
+    await agents.close();
+    qemu.close();
+    await startComputeAgent();
+    await until(async () => (await admin.call('GetHost', { id: hostId })).host.up, 'the host up again', 30_000);
+    await new Promise((r) => setTimeout(r, 2000));
+    expect(await qemu.pid(server)).toBe(pid);
+    const onBridge = await bridgePorts();
+    for (const p of [bootPort.id, attached, userPort]) expect(onBridge.get(tapName(p))?.externalIds['iface-id'], p).toBe(p);
+    for (const p of [bootPort.id, attached, userPort]) expect((await portOf(p)).status, p).toBe('ACTIVE');
+    expect(await pingGuest(bootPort.fixedIps[0].ipAddress)).toBe(true);
+  }, 120_000);
+
   it('detaches an interface: the NIC leaves the guest and the bridge, and the port the server made is deleted', async () => {
     const res = await member.call('DetachInterface', { id: server, portId: attached });
     await wait(server, res);
@@ -244,6 +278,24 @@ describe.skipIf(!available)('a qemu guest on its port (acceptance g: userspace O
     expect(await errorOf(member.call('DetachInterface', { id: server, portId: attached }))).toMatchObject({ code: NOT_FOUND, field: 'port_id' });
     // The guest still reaches the other port on its first NIC.
     expect(await pingGuest(bootPort.fixedIps[0].ipAddress)).toBe(true);
+  }, 180_000);
+
+  it('stop unplugs the taps (ports DOWN), start plugs them again (ACTIVE) and the guest reaches the other port', async () => {
+    await wait(server, await member.call('StopServer', { id: server }));
+    const off = await bridgePorts();
+    expect(off.has(tapName(bootPort.id)) || off.has(tapName(userPort))).toBe(false);
+    expect(existsSync(`/sys/class/net/${tapName(bootPort.id)}`)).toBe(false);
+    await until(async () => (await portOf(bootPort.id)).status === 'DOWN' && (await portOf(userPort)).status === 'DOWN', 'the ports DOWN', 30_000);
+    expect((await portOf(bootPort.id)).hostId).toBe(hostId);
+
+    await wait(server, await member.call('StartServer', { id: server }));
+    await until(async () => (await portOf(bootPort.id)).status === 'ACTIVE' && (await portOf(userPort)).status === 'ACTIVE', 'the ports ACTIVE again', 30_000);
+    // A fresh boot: both NICs from the start, each configured from the kernel command line.
+    await onConsole(server, /STRATA-GUEST-READY[\s\S]*STRATA-GUEST-READY[\s\S]*STRATA-PING \S+ (ok|failed)/, 'the second boot pinging the other port');
+    const second = (await consoleOf(server)).split('STRATA-GUEST-READY').pop()!;
+    expect(second).toContain(`STRATA-PING ${peer.ip} ok`);
+    expect(second).toMatch(/STRATA-NET eth0 eth1 lo/);
+    await until(() => pingGuest(bootPort.fixedIps[0].ipAddress), 'the other port pinging the guest again', 30_000);
   }, 180_000);
 
   it("refuses an attach in a state Nova refuses it, naming the state", async () => {
