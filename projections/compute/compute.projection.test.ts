@@ -4,124 +4,32 @@
 // deleted ones hidden, marker paging), flavors as a project may see them, host usage and quota
 // usage follow claims and reservations, and the instance actions log records each request.
 // Rebuilt from offset 0 into a fresh store, the rows are the same.
-import { randomUUID } from 'node:crypto';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { computeAggregate } from '../../domains/compute/compute.deciders.js';
 import { COMPUTE_DOMAIN } from '../../domains/compute/compute.types.js';
 import { instanceStatus, TASK_STATES, VM_STATES } from '../../domains/compute/instance.states.js';
 import { QUOTA_DEFAULTS } from '../../domains/compute/quota.machine.js';
 import type { ActorContext, Message } from '../../domains/kernel/decider.js';
-import type { MachineState } from '../../domains/kernel/machine-decider.js';
 import { computeCodecFor } from '../../infra/codecs/compute.codec.js';
-import type { EventEnvelope, Position } from '../../infra/envelope/envelope.js';
-import { encodeEvent } from '../../infra/envelope/envelope.codec.js';
 import { EmbeddedLog } from '../../infra/log/embedded/embedded-log.js';
-import { partitionForKey } from '../../infra/log/partitioner.js';
-import { HEADER_EVENT_TYPE } from '../../infra/runtime/partition-decider.js';
 import { ProjectionRunner } from '../../infra/runtime/projection-runner.js';
 import { domainTopics } from '../../infra/runtime/topology.js';
-import { PostgresStore } from '../../infra/store/postgres-store.js';
-import { SqliteStore } from '../../infra/store/sqlite-store.js';
 import type { Store } from '../../infra/store/store.js';
+import { DecidedLog, discardStore, dumpTables, pgReachable, testStores } from '../../test/support/projection-harness.js';
 import { COMPUTE_TABLES, computeProjection, STATUS_SQL } from './compute.projection.js';
 import { ComputeQueries } from './compute.queries.js';
 
 type M = Message & Record<string, unknown>;
 
-const PG_URL = process.env.STRATA_TEST_PG_URL ?? 'postgres://postgres:postgres@127.0.0.1:5432/test';
 const PARTITIONS = 4;
 const EVENTS = domainTopics(COMPUTE_DOMAIN).events;
+const stores = testStores('compute');
 
-/** PostgreSQL runs where scripts/test-env.sh set it up; elsewhere its half of the suite is skipped. */
-const pgReachable = await (async () => {
-  const client = new pg.Client({ connectionString: PG_URL, connectionTimeoutMillis: 2000 });
-  try {
-    await client.connect();
-    await client.end();
-    return true;
-  } catch {
-    await client.end().catch(() => undefined);
-    return false;
-  }
-})();
-
-const stores = {
-  sqlite: () => new SqliteStore(join(mkdtempSync(join(tmpdir(), 'strata-compute-rm-')), 'read.db')),
-  postgres: () => new PostgresStore(PG_URL, `compute_${randomUUID().replaceAll('-', '').slice(0, 12)}`),
-};
-
-const ADMIN: ActorContext = { userId: 'admin', projectId: 'p0', roles: ['admin', 'member', 'reader'] };
 const alice: ActorContext = { userId: 'u1', projectId: 'p1', roles: ['member', 'reader'] };
 const bob: ActorContext = { userId: 'u2', projectId: 'p2', roles: ['member', 'reader'] };
-
-/**
- * Commands decided and folded per aggregate as the runtime does, their events wrapped in
- * envelopes (payload encoded by the compute codec) and kept until flushed to the log.
- */
-class Cloud {
-  private readonly aggregates = new Map<string, { state: MachineState; version: number }>();
-  private pending: EventEnvelope[] = [];
-  readonly all: EventEnvelope[] = [];
-  private commands = 0;
-  clockMs = Date.UTC(2026, 0, 1);
-
-  constructor(
-    private readonly log: EmbeddedLog,
-    private readonly runner: () => ProjectionRunner,
-  ) {}
-
-  send(aggregateType: string, aggregateId: string, command: M, options: { actor?: ActorContext; requestId?: string; atMs?: number } = {}): M[] {
-    const { decider } = computeAggregate(aggregateType);
-    const codec = computeCodecFor(aggregateType);
-    const key = `${aggregateType}/${aggregateId}`;
-    const current = this.aggregates.get(key) ?? { state: decider.initialState, version: 0 };
-    const commandId = `cmd-${++this.commands}`;
-    const issuedAtMs = options.atMs ?? (this.clockMs += 1000);
-    const actor = options.actor ?? ADMIN;
-    const decision = decider.decide(current.state, command, { commandId, aggregateId, version: current.version, actor, issuedAtMs });
-    if (!('events' in decision)) throw new Error(`${command.type} on ${key} refused: ${decision.rejection.message}`);
-    let state = current.state;
-    decision.events.forEach((event, i) => {
-      state = decider.evolve(state, event);
-      const envelope: EventEnvelope = {
-        eventId: `${commandId}/${i}`,
-        aggregateType,
-        aggregateId,
-        version: current.version + i + 1,
-        type: event.type,
-        payload: codec.encodeEvent(event),
-        actor: { ...actor, roles: [...actor.roles] },
-        causationId: commandId,
-        correlationId: options.requestId ?? `req-${commandId}`,
-        traceparent: '',
-        tracestate: '',
-        occurredAtMs: issuedAtMs,
-      };
-      this.pending.push(envelope);
-      this.all.push(envelope);
-    });
-    this.aggregates.set(key, { state, version: current.version + decision.events.length });
-    return decision.events as M[];
-  }
-
-  /** Appends what was decided since the last flush and waits until the projection has it. */
-  async flush(): Promise<void> {
-    const records = this.pending.map((e) => ({
-      topic: EVENTS,
-      partition: partitionForKey(e.aggregateId, PARTITIONS),
-      key: e.aggregateId,
-      value: encodeEvent(e),
-      headers: { [HEADER_EVENT_TYPE]: e.type },
-    }));
-    this.pending = [];
-    const positions: Position[] = records.length ? await this.log.append(records) : [];
-    await Promise.all(positions.map((p) => this.runner().waitFor(p)));
-  }
-}
 
 const small = { id: 'f-small', name: 'm1.small', vcpus: 1, ramMb: 2048, diskGb: 20, ephemeralGb: 0, swapMb: 0, extraSpecs: {} };
 const inventory = {
@@ -130,23 +38,14 @@ const inventory = {
   diskGb: { total: 1000, reserved: 0, allocationRatio: 1 },
 };
 
-/** Every table, rows as sorted JSON (numbers compared as numbers across drivers). */
-async function dump(store: Store): Promise<Record<string, string[]>> {
-  const out: Record<string, string[]> = {};
-  const norm = (v: unknown) => (typeof v === 'bigint' || typeof v === 'number' || (typeof v === 'string' && /^-?\d+$/.test(v)) ? Number(v) : v);
-  for (const table of COMPUTE_TABLES) {
-    const rows = await store.query<Record<string, unknown>>(`SELECT * FROM ${table}`);
-    out[table] = rows.map((r) => JSON.stringify(Object.entries(r).map(([k, v]) => [k, norm(v)]).sort())).sort();
-  }
-  return out;
-}
+const dump = (store: Store) => dumpTables(store, COMPUTE_TABLES);
 
 for (const kind of ['sqlite', 'postgres'] as const) {
   (kind === 'postgres' && !pgReachable ? describe.skip : describe)(`compute read models on ${kind}`, () => {
     let log: EmbeddedLog;
     let store: Store;
     let runner: ProjectionRunner;
-    let cloud: Cloud;
+    let cloud: DecidedLog;
     let q: ComputeQueries;
     const opened: Store[] = [];
     const open = () => {
@@ -181,7 +80,7 @@ for (const kind of ['sqlite', 'postgres'] as const) {
       store = open();
       runner = new ProjectionRunner(log, store, computeProjection);
       await runner.start();
-      cloud = new Cloud(log, () => runner);
+      cloud = new DecidedLog({ log, runner: () => runner, eventsTopic: EVENTS, partitions: PARTITIONS, aggregate: (t) => ({ decider: computeAggregate(t).decider, codec: computeCodecFor(t) }) });
       q = new ComputeQueries(store);
 
       // Hosts, flavors, key pairs, a server group, an aggregate, quota limits.
@@ -245,10 +144,7 @@ for (const kind of ['sqlite', 'postgres'] as const) {
     afterAll(async () => {
       await runner?.stop();
       await log?.close();
-      for (const s of opened) {
-        if (s instanceof PostgresStore) await s.dropSchema();
-        await s.close();
-      }
+      for (const s of opened) await discardStore(s);
     });
 
     it("computes every (vm_state, task_state) status exactly as Nova's table does", async () => {

@@ -4,110 +4,25 @@
 // ones), subnets with the addresses ports hold, ports with status and binding, security groups
 // with their rules (built-in ones included), and deletes that clear their rows. Rebuilt from
 // offset 0 into a fresh store, the rows are the same.
-import { randomUUID } from 'node:crypto';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { ActorContext, Message } from '../../domains/kernel/decider.js';
-import type { MachineState } from '../../domains/kernel/machine-decider.js';
 import { networkAggregate } from '../../domains/network/network.deciders.js';
 import { NETWORK_DOMAIN } from '../../domains/network/network.types.js';
 import { networkCodecFor } from '../../infra/codecs/network.codec.js';
-import type { EventEnvelope, Position } from '../../infra/envelope/envelope.js';
-import { encodeEvent } from '../../infra/envelope/envelope.codec.js';
 import { EmbeddedLog } from '../../infra/log/embedded/embedded-log.js';
-import { partitionForKey } from '../../infra/log/partitioner.js';
-import { HEADER_EVENT_TYPE } from '../../infra/runtime/partition-decider.js';
 import { ProjectionRunner } from '../../infra/runtime/projection-runner.js';
 import { domainTopics } from '../../infra/runtime/topology.js';
-import { PostgresStore } from '../../infra/store/postgres-store.js';
-import { SqliteStore } from '../../infra/store/sqlite-store.js';
 import type { Store } from '../../infra/store/store.js';
+import { DecidedLog, discardStore, dumpTables, pgReachable, testStores } from '../../test/support/projection-harness.js';
 import { NETWORK_TABLES, networkProjection } from './network.projection.js';
 import { NetworkQueries } from './network.queries.js';
 
-type M = Message & Record<string, unknown>;
-
-const PG_URL = process.env.STRATA_TEST_PG_URL ?? 'postgres://postgres:postgres@127.0.0.1:5432/test';
 const PARTITIONS = 4;
 const EVENTS = domainTopics(NETWORK_DOMAIN).events;
-
-const pgReachable = await (async () => {
-  const client = new pg.Client({ connectionString: PG_URL, connectionTimeoutMillis: 2000 });
-  try {
-    await client.connect();
-    await client.end();
-    return true;
-  } catch {
-    await client.end().catch(() => undefined);
-    return false;
-  }
-})();
-
-const stores = {
-  sqlite: () => new SqliteStore(join(mkdtempSync(join(tmpdir(), 'strata-network-rm-')), 'read.db')),
-  postgres: () => new PostgresStore(PG_URL, `network_${randomUUID().replaceAll('-', '').slice(0, 12)}`),
-};
-
-const ADMIN: ActorContext = { userId: 'admin', projectId: 'p0', roles: ['admin', 'member', 'reader'] };
-
-/** Commands decided and folded per aggregate as the runtime does; their events kept until flushed. */
-class Cloud {
-  private readonly aggregates = new Map<string, { state: MachineState; version: number }>();
-  private pending: EventEnvelope[] = [];
-  readonly all: EventEnvelope[] = [];
-  private commands = 0;
-  private clockMs = Date.UTC(2026, 0, 1);
-
-  constructor(
-    private readonly log: EmbeddedLog,
-    private readonly runner: () => ProjectionRunner,
-  ) {}
-
-  send(aggregateType: string, aggregateId: string, command: M): M[] {
-    const { decider } = networkAggregate(aggregateType);
-    const codec = networkCodecFor(aggregateType);
-    const key = `${aggregateType}/${aggregateId}`;
-    const current = this.aggregates.get(key) ?? { state: decider.initialState, version: 0 };
-    const commandId = `cmd-${++this.commands}`;
-    const issuedAtMs = (this.clockMs += 1000);
-    const decision = decider.decide(current.state, command, { commandId, aggregateId, version: current.version, actor: ADMIN, issuedAtMs });
-    if (!('events' in decision)) throw new Error(`${command.type} on ${key} refused: ${decision.rejection.message}`);
-    let state = current.state;
-    decision.events.forEach((event, i) => {
-      state = decider.evolve(state, event);
-      const envelope: EventEnvelope = {
-        eventId: `${commandId}/${i}`, aggregateType, aggregateId, version: current.version + i + 1, type: event.type, payload: codec.encodeEvent(event),
-        actor: { ...ADMIN, roles: [...ADMIN.roles] }, causationId: commandId, correlationId: commandId, traceparent: '', tracestate: '', occurredAtMs: issuedAtMs,
-      };
-      this.pending.push(envelope);
-      this.all.push(envelope);
-    });
-    this.aggregates.set(key, { state, version: current.version + decision.events.length });
-    return decision.events as M[];
-  }
-
-  async flush(): Promise<void> {
-    const records = this.pending.map((e) => ({
-      topic: EVENTS, partition: partitionForKey(e.aggregateId, PARTITIONS), key: e.aggregateId, value: encodeEvent(e), headers: { [HEADER_EVENT_TYPE]: e.type },
-    }));
-    this.pending = [];
-    const positions: Position[] = records.length ? await this.log.append(records) : [];
-    await Promise.all(positions.map((p) => this.runner().waitFor(p)));
-  }
-}
-
-async function dump(store: Store): Promise<Record<string, string[]>> {
-  const out: Record<string, string[]> = {};
-  const norm = (v: unknown) => (typeof v === 'bigint' || typeof v === 'number' || (typeof v === 'string' && /^-?\d+$/.test(v)) ? Number(v) : v);
-  for (const table of NETWORK_TABLES) {
-    const rows = await store.query<Record<string, unknown>>(`SELECT * FROM ${table}`);
-    out[table] = rows.map((r) => JSON.stringify(Object.entries(r).map(([k, v]) => [k, norm(v)]).sort())).sort();
-  }
-  return out;
-}
+const stores = testStores('network');
+const dump = (store: Store) => dumpTables(store, NETWORK_TABLES);
 
 const network = (id: string, projectId: string, extra: Record<string, unknown> = {}) => ({
   id, name: id, projectId, adminStateUp: true, shared: false, external: false, mtu: 0, networkType: 'vxlan', physicalNetwork: '', segmentationId: 0, ...extra,
@@ -124,7 +39,7 @@ for (const kind of ['sqlite', 'postgres'] as const) {
     let log: EmbeddedLog;
     let store: Store;
     let runner: ProjectionRunner;
-    let cloud: Cloud;
+    let cloud: DecidedLog;
     let q: NetworkQueries;
     const opened: Store[] = [];
     const open = () => {
@@ -139,7 +54,7 @@ for (const kind of ['sqlite', 'postgres'] as const) {
       store = open();
       runner = new ProjectionRunner(log, store, networkProjection);
       await runner.start();
-      cloud = new Cloud(log, () => runner);
+      cloud = new DecidedLog({ log, runner: () => runner, eventsTopic: EVENTS, partitions: PARTITIONS, aggregate: (t) => ({ decider: networkAggregate(t).decider, codec: networkCodecFor(t) }) });
       q = new NetworkQueries(store);
 
       cloud.send('network', 'n1', { type: 'CreateNetwork', network: network('n1', 'p1', { segmentationId: 5 }), segmentAllocated: true });
@@ -187,7 +102,7 @@ for (const kind of ['sqlite', 'postgres'] as const) {
     });
     afterAll(async () => {
       await runner?.stop();
-      for (const s of opened) await s.close();
+      for (const s of opened) await discardStore(s);
       await log?.close();
     });
 
