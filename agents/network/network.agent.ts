@@ -33,8 +33,6 @@ export interface NetworkAgentOptions {
    * tunnel port to every other registered agent on the integration bridge. Unset: no tunnels.
    */
   tunnelIp?: string;
-  /** Tunnel ports made by someone else (simulated hosts wired in advance), instead of registration. */
-  tunnels?: { hostId: string; ofport: number }[];
   /** The network domain's name (tests isolate themselves by it); default 'network'. */
   domain?: string;
   /** Period of the full pass that notices devices plugged or unplugged (default 2 s). */
@@ -152,7 +150,6 @@ export class NetworkAgent {
    * host), none to agents that are gone; returns the tunnels by host with their ofports.
    */
   private async ensureTunnels(): Promise<{ hostId: string; ofport: number }[]> {
-    if (this.o.tunnels) return this.o.tunnels;
     if (!this.o.tunnelIp) return [];
     const peers = [...this.feed.view.agents.values()].filter((a) => a.hostId !== this.o.hostId);
     const existing = (await this.o.ovs.listPorts(this.o.bridge)).filter((p) => p.externalIds[TUNNEL_PEER] !== undefined);

@@ -61,7 +61,7 @@ describe.skipIf(!available).each(BACKENDS)('the network agent process (%s log, u
   }
 
   beforeAll(async () => {
-    rig = await startNetworkRig(['h1', 'h2'], { agentTunnels: true, backend });
+    rig = await startNetworkRig(['h1', 'h2'], { backend });
     await send('network', 'net-p', {
       type: 'CreateNetwork', segmentAllocated: true,
       network: { id: 'net-p', name: 'net-p', projectId: 'project-p', adminStateUp: true, shared: false, external: false, mtu: 0, networkType: 'vxlan', physicalNetwork: '', segmentationId: 5001 },

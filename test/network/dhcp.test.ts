@@ -131,7 +131,7 @@ describe.skipIf(!available)('DHCP on two hosts (embedded log, userspace OVS, dns
     await chmod(work, 0o755);
     await writeFile(join(work, 'udhcpc.sh'), UDHCPC_SCRIPT);
     await chmod(join(work, 'udhcpc.sh'), 0o755);
-    rig = await startNetworkRig(['h1', 'h2'], { agentTunnels: true });
+    rig = await startNetworkRig(['h1', 'h2']);
     await startAgent('h1');
     await startAgent('h2');
     await send('security_group', SECURITY_GROUP, {

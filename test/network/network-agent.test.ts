@@ -34,7 +34,7 @@ describe.skipIf(!available)('the network agent on two hosts (embedded log, users
   }
 
   beforeAll(async () => {
-    rig = await startNetworkRig(['h1', 'h2'], { agentTunnels: true });
+    rig = await startNetworkRig(['h1', 'h2']);
     // Ports with port security and no group get no IP traffic (Neutron's rule): these are open to all.
     await send('security_group', 'sg-open', { type: 'CreateSecurityGroup', securityGroup: { id: 'sg-open', projectId: 'project-sg', name: 'open', description: '', stateful: true, isDefault: false } });
     await send('security_group', 'sg-open', {

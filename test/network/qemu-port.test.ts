@@ -90,7 +90,7 @@ describe.skipIf(!available)('a qemu guest on its port (acceptance g: userspace O
     await ovs.createBridge(bridge);
     t = await startTestCloud({}, { conductor: { tickMs: 200 } });
     bus = await CommandBus.connect({ log: t.log, timeoutMs: 30_000 });
-    netAgent = await NetworkAgent.start({ log: t.log, topology: TOPOLOGY, hostId, ovs, bridge, tunnels: [], resyncMs: 500, onError: (e) => errors.push(e) });
+    netAgent = await NetworkAgent.start({ log: t.log, topology: TOPOLOGY, hostId, ovs, bridge, resyncMs: 500, onError: (e) => errors.push(e) });
     // The test image with an os_command_line that has the guest ping the other port (set below).
     // Short: QMP socket paths are limited to about 107 bytes.
     stateDir = mkdtempSync('/tmp/sqq-');

@@ -61,7 +61,7 @@ describe.skipIf(!available)('security groups on two hosts (embedded log, userspa
   const SSH_FROM_CLIENTS = { id: 'rule-ssh', direction: 'ingress', ethertype: 'IPv4', protocol: 'tcp', portRangeMin: 22, portRangeMax: 22, remoteIpPrefix: '', remoteGroupId: 'sg-clients', description: 'ssh from the clients' };
 
   beforeAll(async () => {
-    rig = await startNetworkRig(['h1', 'h2'], { agentTunnels: true });
+    rig = await startNetworkRig(['h1', 'h2']);
     await rig.startAgent('h1');
     await rig.startAgent('h2');
 

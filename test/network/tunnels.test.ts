@@ -27,7 +27,7 @@ describe.skipIf(!available)('tunnels between registered network agents (embedded
   }
 
   beforeAll(async () => {
-    rig = await startNetworkRig(['h1', 'h2', 'h3'], { agentTunnels: true });
+    rig = await startNetworkRig(['h1', 'h2', 'h3']);
     await send('network', 'net-t', {
       type: 'CreateNetwork', segmentAllocated: true,
       network: { id: 'net-t', name: 'net-t', projectId: 'project-t', adminStateUp: true, shared: false, external: false, mtu: 0, networkType: 'vxlan', physicalNetwork: '', segmentationId: 4001 },

@@ -9,7 +9,7 @@ import type { Actor, Reply } from '../../infra/envelope/envelope.js';
 import { CommandBus } from '../../infra/runtime/command-bus.js';
 import { DeciderWorker } from '../../infra/runtime/decider-worker.js';
 import { openTestLog, type Backend, type TestLog } from './backends.js';
-import { startSimHosts, type SimHost, type SimNetwork, type SimOptions } from './ovs-hosts.js';
+import { startSimHosts, type SimHost, type SimNetwork } from './ovs-hosts.js';
 
 const ADMIN: Actor = { userId: 'admin', projectId: 'admin', roles: ['admin'] };
 
@@ -24,19 +24,19 @@ export interface NetworkRig {
   host(hostId: string): SimHost;
   /** Sends a network command as an admin; throws with the refusal's message when refused. */
   send(aggregateType: string, id: string, command: Message & Record<string, unknown>): Promise<Reply>;
-  /** Starts a host's agent on its `bint` (tunnels by registration when the hosts are not wired in advance). */
+  /** Starts a host's agent on its `bint`, registering the host's tunnel address. */
   startAgent(hostId: string, options?: Partial<NetworkAgentOptions>): Promise<NetworkAgent>;
   stopAgent(hostId: string): Promise<void>;
   close(): Promise<void>;
 }
 
-export async function startNetworkRig(hostIds: string[], options: SimOptions & { backend?: Backend } = {}): Promise<NetworkRig> {
+export async function startNetworkRig(hostIds: string[], options: { backend?: Backend } = {}): Promise<NetworkRig> {
   const t = await openTestLog(options.backend ?? 'embedded', 4);
   const domain = `network-${t.domain}`;
   const worker = new DeciderWorker({ log: t.log, domain, aggregates: networkDefinitions, topology: t.topology, onError: (e) => console.error(`decider: ${e.message}`) });
   await worker.start();
   const bus = await CommandBus.connect({ log: t.log, timeoutMs: 30_000 });
-  const sim = await startSimHosts(hostIds, options);
+  const sim = await startSimHosts(hostIds);
   const agents = new Map<string, NetworkAgent>();
   const host = (hostId: string) => {
     const h = sim.hosts.find((x) => x.hostId === hostId);
@@ -57,8 +57,7 @@ export async function startNetworkRig(hostIds: string[], options: SimOptions & {
     },
     async startAgent(hostId, over = {}) {
       const h = host(hostId);
-      const wiring = options.agentTunnels ? { tunnelIp: h.tunnelIp } : { tunnels: h.tunnels };
-      const agent = await NetworkAgent.start({ log: t.log, topology: t.topology, domain, hostId, ovs: h.ovs, bridge: 'bint', resyncMs: 500, ...wiring, ...over });
+      const agent = await NetworkAgent.start({ log: t.log, topology: t.topology, domain, hostId, ovs: h.ovs, bridge: 'bint', tunnelIp: h.tunnelIp, resyncMs: 500, ...over });
       agents.set(hostId, agent);
       return agent;
     },

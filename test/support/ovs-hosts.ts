@@ -1,8 +1,8 @@
 // Simulated network hosts for packet tests: each host is a network namespace with its own
 // userspace ovs-vswitchd (ensureOvs with netns: userspace tunnelling routes and ARPs in the
 // vswitchd's namespace, so two tunnel endpoints cannot share one), an underlay bridge `bphy`
-// holding the tunnel endpoint address, and an integration bridge `bint` with a VXLAN port
-// (key=flow) to each other host. Guests are namespaces with a veth into their host's `bint`,
+// holding the tunnel endpoint address (`tunnelIp`: the network agents register it and make the
+// VXLAN ports between the hosts themselves), and an integration bridge `bint`. Guests are namespaces with a veth into their host's `bint`,
 // plugged as Neutron's VIF plugging does it (external_ids:iface-id = the port's id). Offloads are
 // off (the userspace datapath leaves partial checksums) and guest MTU is 1450 (VXLAN's 50 bytes).
 import { execFile, execFileSync } from 'node:child_process';
@@ -18,8 +18,6 @@ export interface SimHost {
   hostId: string;
   ns: string;
   ovs: Ovs;
-  /** The tunnel port to each other host on `bint` (none when the agents register their tunnels). */
-  tunnels: { hostId: string; ofport: number }[];
   /** The host's underlay address, where its VXLAN tunnels end. */
   tunnelIp: string;
 }
@@ -39,12 +37,7 @@ export interface SimNetwork {
   close(): Promise<void>;
 }
 
-export interface SimOptions {
-  /** Leave the tunnels to the network agents (NetworkAgentOptions.tunnelIp) instead of wiring them here. */
-  agentTunnels?: boolean;
-}
-
-export async function startSimHosts(hostIds: string[], options: SimOptions = {}): Promise<SimNetwork> {
+export async function startSimHosts(hostIds: string[]): Promise<SimNetwork> {
   const id = `${process.pid % 1000}${Math.random().toString(36).slice(2, 5)}`;
   const subnet = 10 + (process.pid % 200);
   const namespaces: string[] = [];
@@ -88,15 +81,7 @@ export async function startSimHosts(hostIds: string[], options: SimOptions = {})
       await inNs(ns, 'ip', 'addr', 'add', `172.29.${subnet}.${i + 1}/24`, 'dev', 'bphy');
       await inNs(ns, 'ip', 'link', 'set', 'bphy', 'up');
       await ovs.createBridge('bint');
-      hosts.push({ hostId, ns, ovs, tunnels: [], tunnelIp: `172.29.${subnet}.${i + 1}` });
-    }
-    for (const [i, h] of options.agentTunnels ? [] : hosts.entries()) {
-      for (const [j, other] of hosts.entries()) {
-        if (i === j) continue;
-        const ofport = 100 + j;
-        await h.ovs.addPort('bint', `vx${j}`, { type: 'vxlan', ofport, options: { remote_ip: `172.29.${subnet}.${j + 1}`, key: 'flow' } });
-        h.tunnels.push({ hostId: other.hostId, ofport });
-      }
+      hosts.push({ hostId, ns, ovs, tunnelIp: `172.29.${subnet}.${i + 1}` });
     }
     let guests = 0;
     return {
