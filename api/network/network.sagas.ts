@@ -160,6 +160,43 @@ export async function createPort(s: SagaContext, port: Port, wanted: FixedIp[], 
   }
 }
 
+/**
+ * Gives a port other fixed IPs (Neutron's port update of fixed_ips): the addresses it keeps stay,
+ * the new ones are allocated on their subnets first (a taken or exhausted one refuses the whole
+ * update and gives back what was taken), then the port records them, then the ones it no longer
+ * has go back to their subnets.
+ */
+export async function changeFixedIps(s: SagaContext, port: Port, wanted: FixedIp[]): Promise<Port> {
+  const cmd = (name: string) => step(s, 'port', port.id, name);
+  const held = (f: FixedIp) => port.fixedIps.some((x) => x.subnetId === f.subnetId && x.ipAddress === f.ipAddress);
+  const taken: FixedIp[] = [];
+  const fixedIps: FixedIp[] = [];
+  try {
+    for (const [i, f] of wanted.entries()) {
+      if (f.ipAddress && held(f)) {
+        fixedIps.push(f);
+        continue;
+      }
+      const reply = await s.writer.reply('subnet', f.subnetId, { type: 'AllocateIp', portId: port.id, ipAddress: f.ipAddress, deviceOwner: port.deviceOwner }, s.actor, cmd(`update-ip/${i}`));
+      const no = refused(reply);
+      if (no) throw new ApiError(no.field === 'ip_address' ? { ...no, field: `port.fixed_ips[${i}].ip_address` } : no);
+      const [allocated] = reply.kind === 'accepted' ? s.writer.events('subnet', reply) : [];
+      const got = { subnetId: f.subnetId, ipAddress: allocated?.ipAddress ?? f.ipAddress };
+      taken.push(got);
+      fixedIps.push(got);
+    }
+    const updated = { ...port, fixedIps };
+    await s.writer.send('port', port.id, { type: 'UpdatePort', port: updated, updateMask: ['fixedIps'] }, s.actor, cmd('update-ips'));
+    for (const [i, f] of port.fixedIps.filter((x) => !fixedIps.some((y) => y.subnetId === x.subnetId && y.ipAddress === x.ipAddress)).entries()) {
+      await s.writer.send('subnet', f.subnetId, { type: 'ReleaseIp', portId: port.id, ipAddress: f.ipAddress }, s.actor, cmd(`unip-old/${i}`));
+    }
+    return updated;
+  } catch (e) {
+    for (const [i, f] of taken.entries()) await s.writer.reply('subnet', f.subnetId, { type: 'ReleaseIp', portId: port.id, ipAddress: f.ipAddress }, s.actor, cmd(`unip-new/${i}`));
+    throw e;
+  }
+}
+
 /** Deletes a port and gives back everything it holds; byOwner: its router or floating IP deletes it. */
 export async function deletePort(s: SagaContext, port: Port, byOwner = false): Promise<void> {
   const cmd = (name: string) => step(s, 'port', port.id, name);

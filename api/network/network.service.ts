@@ -20,7 +20,7 @@ import { ApiError, invalid, refuse, toServiceError } from '../errors.js';
 import { networkPolicy, networkRule } from '../policy/network.policy.js';
 import { actorOf, callerProject, derivedId, pageSize, requestIdOf, required, updateMaskOf, type Req, type Res } from '../request.js';
 import type { Caller, Target } from '../policy/policy.js';
-import { createNetwork, createPort, DEFAULT_SEGMENT_RANGES, deleteNetwork, deletePort, type SagaContext, type SegmentRanges } from './network.sagas.js';
+import { changeFixedIps, createNetwork, createPort, DEFAULT_SEGMENT_RANGES, deleteNetwork, deletePort, type SagaContext, type SegmentRanges } from './network.sagas.js';
 import type { NetworkWriter } from './network.writer.js';
 import { disassociateFloatingIps } from './router.sagas.js';
 import { registerRouterRpcs } from './router.service.js';
@@ -339,6 +339,28 @@ export function createNetworkService(o: NetworkServiceOptions): UntypedServiceIm
     void c;
   }
 
+  /** The fixed IPs a request asks for, each on a subnet of the network (INVALID_ARGUMENT naming the entry otherwise). */
+  async function fixedIpsAsked(networkId: string, asked: Req[], defaultOne: boolean): Promise<FixedIp[]> {
+    const subnets = await queries.subnetsOf(networkId);
+    if (asked.length === 0) {
+      const first = subnets.find((x) => x.ipVersion === 4) ?? subnets[0];
+      return defaultOne && first ? [{ subnetId: first.id, ipAddress: '' }] : [];
+    }
+    return asked.map((f, i) => {
+      let subnetId = String(f.subnetId ?? '');
+      const ipAddress = String(f.ipAddress ?? '');
+      const a = ipAddress ? parseCidr(`${ipAddress}/${ipAddress.includes(':') ? 128 : 32}`) : undefined;
+      if (ipAddress && !a) throw invalid(`port.fixed_ips[${i}].ip_address`, `"${ipAddress}" is not an IP address`);
+      if (!subnetId && a) {
+        subnetId = subnets.find((x) => inCidr(parseCidr(x.cidr)!, { version: a.version, value: a.network }))?.id ?? '';
+        if (!subnetId) throw invalid(`port.fixed_ips[${i}].ip_address`, `${ipAddress} is on no subnet of network ${networkId}`);
+      }
+      if (!subnetId) throw invalid(`port.fixed_ips[${i}].subnet_id`, 'is required (or an ip_address on one of the network\'s subnets)');
+      if (!subnets.some((x) => x.id === subnetId)) throw invalid(`port.fixed_ips[${i}].subnet_id`, `subnet ${subnetId} is not on network ${networkId}`);
+      return { subnetId, ipAddress };
+    });
+  }
+
   rpc('CreatePort', withDefault(async (req, c, enforce) => {
     const input = (req.port ?? {}) as Req;
     const n = await visibleNetwork(required('port.network_id', input.networkId), c, 'port.network_id');
@@ -350,26 +372,7 @@ export function createNetworkService(o: NetworkServiceOptions): UntypedServiceIm
     if (existing) return { port: portView(existing) };
 
     // Fixed IPs: each on a subnet of this network; none asked: one of its first IPv4 subnet.
-    const subnets = await queries.subnetsOf(n.id);
-    const asked = (input.fixedIps ?? []) as Req[];
-    let wanted: FixedIp[];
-    if (asked.length > 0) {
-      wanted = asked.map((f, i) => {
-        let subnetId = String(f.subnetId ?? '');
-        const ipAddress = String(f.ipAddress ?? '');
-        if (!subnetId && ipAddress) {
-          const a = ipAddress ? parseCidr(`${ipAddress}/${ipAddress.includes(':') ? 128 : 32}`) : undefined;
-          subnetId = subnets.find((s) => a && inCidr(parseCidr(s.cidr)!, { version: a.version, value: a.network }))?.id ?? '';
-          if (!subnetId) throw invalid(`port.fixed_ips[${i}].ip_address`, `${ipAddress} is on no subnet of network ${n.id}`);
-        }
-        if (!subnetId) throw invalid(`port.fixed_ips[${i}].subnet_id`, 'is required (or an ip_address on one of the network\'s subnets)');
-        if (!subnets.some((s) => s.id === subnetId)) throw invalid(`port.fixed_ips[${i}].subnet_id`, `subnet ${subnetId} is not on network ${n.id}`);
-        return { subnetId, ipAddress };
-      });
-    } else {
-      const first = subnets.find((s) => s.ipVersion === 4) ?? subnets[0];
-      wanted = first ? [{ subnetId: first.id, ipAddress: '' }] : [];
-    }
+    const wanted = await fixedIpsAsked(n.id, (input.fixedIps ?? []) as Req[], true);
 
     const portSecurityEnabled = req.portSecurityEnabled ?? true;
     const named = (input.securityGroups ?? []) as string[];
@@ -390,9 +393,6 @@ export function createNetworkService(o: NetworkServiceOptions): UntypedServiceIm
     };
     // Every field rule before anything is taken (a placeholder MAC when it is to be drawn).
     validateNetworkCommand({ type: 'CreatePort', port: { ...port, macAddress: port.macAddress || 'fa:16:3e:00:00:00' } });
-    for (const [i, f] of wanted.entries()) {
-      if (f.ipAddress && !parseCidr(`${f.ipAddress}/${f.ipAddress.includes(':') ? 128 : 32}`)) throw invalid(`port.fixed_ips[${i}].ip_address`, `"${f.ipAddress}" is not an IP address`);
-    }
     await portGroups(securityGroups, projectId, c);
     await createPort(saga(c, projectId, requestId), port, wanted, port.deviceOwner);
     return { port: portView((await queries.getPort(id))!) };
@@ -426,11 +426,15 @@ export function createNetworkService(o: NetworkServiceOptions): UntypedServiceIm
     const p = await visiblePort(required('port.id', input.id), c);
     enforce({ projectId: p.projectId });
     const updateMask = updateMaskOf(req);
-    const patch = { ...portOf(p), ...Object.fromEntries(updateMask.map((m) => [m, input[m]])), id: p.id };
-    const command = { type: 'UpdatePort', port: patch, updateMask };
-    validateNetworkCommand(command);
+    // fixed_ips are addresses the subnets hand out: they change through the saga, after the rest is checked.
+    const fields = updateMask.filter((m) => m !== 'fixedIps');
+    const patch = { ...portOf(p), ...Object.fromEntries(fields.map((m) => [m, input[m]])), id: p.id };
+    const command = { type: 'UpdatePort', port: patch, updateMask: fields };
+    if (fields.length > 0 || !updateMask.includes('fixedIps')) validateNetworkCommand(command);
+    const wanted = updateMask.includes('fixedIps') ? await fixedIpsAsked(p.networkId, (input.fixedIps ?? []) as Req[], false) : undefined;
     if (updateMask.includes('securityGroups')) await portGroups(patch.securityGroups, p.projectId, c);
-    await writer.send('port', p.id, command, actorOf(c));
+    if (fields.length > 0) await writer.send('port', p.id, command, actorOf(c));
+    if (wanted) await changeFixedIps(saga(c, p.projectId, requestIdOf(req)), portOf(p), wanted);
     return { port: portView((await queries.getPort(p.id))!) };
   });
 

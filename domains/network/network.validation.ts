@@ -186,8 +186,8 @@ function portFields(port: Fields, p: string, fields: readonly string[]): void {
   }
 }
 
-const PORT_MUTABLE = ['name', 'deviceOwner', 'deviceId', 'securityGroups', 'portSecurityEnabled', 'allowedAddressPairs', 'adminStateUp'] as const;
-const PORT_FIELDS = ['id', 'networkId', 'projectId', 'macAddress', 'fixedIps', ...PORT_MUTABLE];
+const PORT_MUTABLE = ['name', 'fixedIps', 'deviceOwner', 'deviceId', 'securityGroups', 'portSecurityEnabled', 'allowedAddressPairs', 'adminStateUp'] as const;
+const PORT_FIELDS = ['id', 'networkId', 'projectId', 'macAddress', ...PORT_MUTABLE];
 
 // Security group rules.
 

@@ -115,6 +115,33 @@ describe('NetworkService', () => {
     });
   });
 
+  it("changes a port's fixed IPs (Neutron's port update): new ones allocated, dropped ones given back, a taken one refused with nothing changed", async () => {
+    const { network, subnet } = await networkWithSubnet(alice, '10.52.0.0/24');
+    const ask = (ips: string[]) => ({ networkId: network.id, fixedIps: ips.map((ipAddress) => ({ subnetId: subnet.id, ipAddress })) });
+    const p = (await alice.client.call('CreatePort', { port: ask(['10.52.0.10']) })).port;
+    const other = (await alice.client.call('CreatePort', { port: ask(['10.52.0.20']) })).port;
+    const update = (ips: Record<string, string>[]) => alice.client.call('UpdatePort', { port: { id: p.id, fixedIps: ips }, updateMask: { paths: ['fixed_ips'] } });
+
+    // Keep .10, add .11 and one the subnet picks.
+    const two = (await update([{ ipAddress: '10.52.0.10' }, { ipAddress: '10.52.0.11' }, { subnetId: subnet.id }])).port;
+    expect(two.fixedIps.map((f: { ipAddress: string }) => f.ipAddress)).toEqual(['10.52.0.10', '10.52.0.11', '10.52.0.2']);
+    expect((await alice.client.call('GetSubnet', { id: subnet.id })).subnet.usedIps).toBe(4);
+
+    // A taken address refuses the whole update, naming the entry; what it took comes back.
+    expect(await errorOf(update([{ ipAddress: '10.52.0.12' }, { ipAddress: '10.52.0.20' }]))).toMatchObject({ code: ALREADY_EXISTS, field: 'port.fixed_ips[1].ip_address' });
+    expect((await alice.client.call('GetPort', { id: p.id })).port.fixedIps).toEqual(two.fixedIps);
+    expect((await alice.client.call('GetSubnet', { id: subnet.id })).subnet.usedIps).toBe(4);
+    expect(await errorOf(update([{ ipAddress: '10.99.0.1' }]))).toMatchObject({ code: INVALID_ARGUMENT, field: 'port.fixed_ips[0].ip_address' });
+
+    // Down to one new address: the dropped ones go back, and another port can take them.
+    const one = (await update([{ ipAddress: '10.52.0.30' }])).port;
+    expect(one.fixedIps).toEqual([{ subnetId: subnet.id, ipAddress: '10.52.0.30' }]);
+    expect((await alice.client.call('GetSubnet', { id: subnet.id })).subnet.usedIps).toBe(2);
+    const again = (await alice.client.call('CreatePort', { port: ask(['10.52.0.10']) })).port;
+    expect(again.fixedIps[0].ipAddress).toBe('10.52.0.10');
+    expect(other.fixedIps[0].ipAddress).toBe('10.52.0.20');
+  });
+
   it('sets network quotas for admins only (Neutron\'s quotas API), shows a project its own, and refuses an unknown name', async () => {
     const erin = await t.member();
     const shown = (await erin.client.call('GetNetworkQuota', {})).quota;
