@@ -8,7 +8,9 @@
 //     given, bind it to the host (binding:host_id; the port goes BUILD, and ACTIVE once the host's
 //     network agent wires the guest's tap), and record the allocation on the server;
 //   - a port bound elsewhere than the server's host (a move, a reschedule, an unshelve): bind it
-//     to the host; an offloaded server's ports are unbound (Nova unbinds on shelve offload);
+//     to the host; an offloaded server's ports are unbound (Nova unbinds on shelve offload). A live
+//     migration keeps the binding on its source until the guest has arrived (Neutron activates the
+//     destination's binding at the switch-over), so the running guest keeps its network meanwhile;
 //   - a detached interface (detach, or a failed attach): let its port go, then forget it;
 //   - a deleted server: let every port go. Letting go deletes a port the server made and frees
 //     (device_id and device_owner cleared, unbound) a port the user gave.
@@ -32,7 +34,7 @@ export type NetworkStep =
   | { kind: 'release'; iface: InstanceInterface; forget: boolean }
   | { kind: 'wait' };
 
-export type ServerNetworkView = Pick<InstanceView, 'instanceId' | 'vm' | 'action' | 'host' | 'assigned' | 'interfaces'>;
+export type ServerNetworkView = Pick<InstanceView, 'instanceId' | 'vm' | 'action' | 'host' | 'assigned' | 'interfaces'> & Partial<Pick<InstanceView, 'sourceHost'>>;
 
 /** VM states in which a requested interface waits: no guest to give it to. */
 const NO_ALLOCATION = new Set(['building', 'error', 'shelved_offloaded', 'soft-delete', 'deleted']);
@@ -54,7 +56,7 @@ export function nextNetworkStep(v: ServerNetworkView, port: (portId: string) => 
   }
   const host = allocationHost(v);
   // Where the ports of the plugged (or to be plugged) interfaces belong: the server's host; none once offloaded.
-  const bindTo = v.vm === 'shelved_offloaded' ? '' : v.host;
+  const bindTo = v.vm === 'shelved_offloaded' ? '' : v.action === 'live-migration' && v.sourceHost ? v.sourceHost : v.host;
   for (const i of v.interfaces) {
     switch (i.state) {
       case 'requested':
