@@ -7,7 +7,7 @@
 // too. Then what the API says when a host's agent cannot be reached, and the agent's NOT_FOUND.
 import { execFileSync } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { existsSync, mkdtempSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -86,6 +86,7 @@ describe.each(BACKENDS)('a real qemu guest through the gRPC API on the %s log', 
     await t?.close();
     for (const id of (await qemu?.list()) ?? []) await qemu.destroy(id);
     qemu?.close();
+    if (stateDir) rmSync(stateDir, { recursive: true, force: true });
   }, 60_000);
 
   const consoleOf = async (id: string, length = 0): Promise<string> => (await member.call('GetServerConsoleOutput', { id, length })).output;
