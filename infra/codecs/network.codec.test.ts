@@ -98,7 +98,40 @@ describe('network codec', () => {
       { type: 'ReportPortDown', hostId: 'h1' },
       { type: 'UpdatePort', port: { ...port, securityGroups: [], portSecurityEnabled: false, allowedAddressPairs: [] }, updateMask: ['securityGroups', 'portSecurityEnabled', 'allowedAddressPairs'] },
       { type: 'UnbindPort' },
-      { type: 'DeletePort' },
+      { type: 'DeletePort', byOwner: false },
+    ]);
+  });
+
+  it('carries a router through its gateway and interfaces', () => {
+    const r = { id: 'r1', projectId: 'p1', name: 'edge', adminStateUp: true, externalGatewayInfo: null };
+    const gateway = { networkId: 'ext', enableSnat: true, externalFixedIps: [{ subnetId: 'ext-s', ipAddress: '203.0.113.2' }] };
+    drive('router', 'r1', [
+      { type: 'CreateRouter', router: r },
+      { type: 'UpdateRouter', router: { ...r, name: 'core' }, updateMask: ['name'] },
+      { type: 'SetRouterGateway', externalGatewayInfo: gateway, portId: 'gw1' },
+      { type: 'AddRouterInterface', portId: 'p1', subnets: [{ subnetId: 's1', cidr: '10.0.0.0/24' }] },
+      { type: 'RemoveRouterInterface', portId: 'p1', subnetId: '' },
+      { type: 'ClearRouterGateway' },
+      { type: 'DeleteRouter' },
+    ]);
+  });
+
+  it('carries a floating IP through association and the agent reports', () => {
+    const f = { id: 'f1', projectId: 'p1', floatingNetworkId: 'ext', floatingIpAddress: '203.0.113.5', portId: '', fixedIpAddress: '', routerId: '', status: 'DOWN' };
+    const assoc = { ...f, portId: 'p1', fixedIpAddress: '10.0.0.5', routerId: 'r1' };
+    drive('floating_ip', 'f1', [
+      { type: 'CreateFloatingIp', floatingIp: f },
+      { type: 'UpdateFloatingIp', floatingIp: assoc },
+      { type: 'ReportFloatingIpStatus', status: 'ACTIVE', portId: 'p1' },
+      { type: 'DeleteFloatingIp' },
+    ]);
+  });
+
+  it('carries a network agent registration and its removal', () => {
+    drive('network_agent', 'h1', [
+      { type: 'RegisterNetworkAgent', agent: { hostId: 'h1', tunnelIp: '192.0.2.1', l3: false, dhcp: true } },
+      { type: 'RegisterNetworkAgent', agent: { hostId: 'h1', tunnelIp: '192.0.2.9', l3: true, dhcp: true } },
+      { type: 'RemoveNetworkAgent' },
     ]);
   });
 
@@ -143,8 +176,8 @@ describe('network codec: refusals', () => {
   });
 
   it('lists every aggregate and distinct event types', () => {
-    expect(networkDefinitions.map((d) => d.decider.aggregateType)).toEqual(['network', 'segment_pool', 'subnet', 'port', 'security_group', 'network_quota']);
+    expect(networkDefinitions.map((d) => d.decider.aggregateType)).toEqual(['network', 'segment_pool', 'subnet', 'port', 'security_group', 'router', 'floating_ip', 'network_quota', 'network_agent']);
     expect(new Set(networkEventTypes).size).toBe(networkEventTypes.length);
-    expect(() => networkCodecFor('router')).toThrow(/no network aggregate/);
+    expect(() => networkCodecFor('volume')).toThrow(/no network aggregate/);
   });
 });
