@@ -233,6 +233,7 @@ async function portCommand(ctx: Context, argv: string[]): Promise<void> {
        strata port list [--network NET] [--device-id D] [--page-size N] [--page-token T]
        strata port show ID|NAME
        strata port set ID|NAME [--name N] [--enable|--disable] [--security-group SG]... [--device-owner O] [--device-id D]
+           [--no-fixed-ip] [--fixed-ip subnet=S,ip-address=A]...   (adds addresses; --no-fixed-ip first drops the ones it has)
        strata port delete ID|NAME
 A port gets a MAC (fa:16:3e:...) and one address of the network's first IPv4 subnet unless
 --fixed-ip says otherwise (subnet=S alone: the next free address of S); without --security-group
@@ -288,16 +289,27 @@ it is in the project's default group. A subnet with no free address exits 10, na
     case 'set': {
       const { values, positionals } = parse(
         rest,
-        { name: { type: 'string' }, enable: { type: 'boolean' }, disable: { type: 'boolean' }, 'security-group': { type: 'string', multiple: true }, 'device-owner': { type: 'string' }, 'device-id': { type: 'string' } },
+        {
+          name: { type: 'string' }, enable: { type: 'boolean' }, disable: { type: 'boolean' }, 'security-group': { type: 'string', multiple: true }, 'device-owner': { type: 'string' }, 'device-id': { type: 'string' },
+          'fixed-ip': { type: 'string', multiple: true }, 'no-fixed-ip': { type: 'boolean' },
+        },
         usage,
       );
       const id = await portId(ctx, need(positionals, 'port', usage));
+      // As the openstack client: --fixed-ip adds to the port's addresses, --no-fixed-ip drops them first.
+      let fixedIps: Obj[] | undefined;
+      if (values['fixed-ip'] || values['no-fixed-ip']) {
+        fixedIps = values['no-fixed-ip'] ? [] : ((await client.call('GetPort', { id })).port.fixedIps as Obj[]);
+        for (const f of pairs(values['fixed-ip'], '--fixed-ip', ['subnet', 'ip-address'])) {
+          fixedIps.push({ subnetId: f.subnet ? await subnetId(ctx, f.subnet) : '', ipAddress: f['ip-address'] ?? '' });
+        }
+      }
       let securityGroups: string[] | undefined;
       if (values['security-group']) {
         securityGroups = [];
         for (const g of list(values['security-group'])) securityGroups.push(await groupId(ctx, g));
       }
-      const { value, paths } = patch({ name: str(values.name), adminStateUp: flag(values, 'enable', 'disable'), securityGroups, deviceOwner: str(values['device-owner']), deviceId: str(values['device-id']) });
+      const { value, paths } = patch({ name: str(values.name), adminStateUp: flag(values, 'enable', 'disable'), securityGroups, deviceOwner: str(values['device-owner']), deviceId: str(values['device-id']), fixedIps });
       return print(ctx.output, (await client.call('UpdatePort', { port: { ...value, id }, updateMask: { paths } })).port);
     }
     case 'delete': {

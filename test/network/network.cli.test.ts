@@ -84,6 +84,12 @@ describe('the strata CLI for networks', () => {
     expect((await member(['port', 'show', 'p2'])).stdout).toMatch(/macAddress\s+fa:16:3e/);
     const renamed = json(await member(['--output', 'json', 'port', 'set', 'p2', '--name', 'p2b', '--disable']));
     expect(renamed).toMatchObject({ name: 'p2b', adminStateUp: false });
+    // Addresses: --fixed-ip adds one (the subnet's next free, p5's once it is gone), --no-fixed-ip drops the others first.
+    expect((await member(['port', 'delete', 'p5'])).code).toBe(0);
+    const grown = json(await member(['--output', 'json', 'port', 'set', 'p2b', '--fixed-ip', 'subnet=cli-sub']));
+    expect(grown.fixedIps.map((f: { ipAddress: string }) => f.ipAddress)).toEqual(['10.99.0.6', '10.99.0.5']);
+    const back = json(await member(['--output', 'json', 'port', 'set', 'p2b', '--no-fixed-ip', '--fixed-ip', 'ip-address=10.99.0.5']));
+    expect(back.fixedIps).toEqual([{ subnetId: sub.id, ipAddress: '10.99.0.5' }]);
     expect((await member(['network', 'list'])).stdout).toMatch(/cli-net\s+ACTIVE\s+\S+/);
     expect(json(await member(['--output', 'json', 'network', 'set', 'cli-net', '--name', 'cli-net2'])).name).toBe('cli-net2');
 
