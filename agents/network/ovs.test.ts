@@ -208,4 +208,26 @@ describe.skipIf(!available)('OVS userspace datapath with real packets', () => {
     expect((await ping(b, a)).ok).toBe(false);
     await waitFor('the drops in the flow counter', async () => ((await ovs.dumpFlows(bridge))[0]?.packets ?? 0) >= 4);
   });
+
+  it('lists a bridge while its ports come and go (a port gone between the two reads is read again, not an error)', async () => {
+    const churn = `sch${id}`;
+    await ovs.createBridge(churn);
+    try {
+      let stop = false;
+      const flapping = (async () => {
+        for (let i = 0; !stop; i++) {
+          const name = `chp${id}${i % 4}`;
+          await ovs.addPort(churn, name, { type: 'internal' });
+          await ovs.deletePort(churn, name);
+        }
+      })();
+      const listed: number[] = [];
+      for (let i = 0; i < 40; i++) listed.push((await ovs.listPorts(churn)).length);
+      stop = true;
+      await flapping;
+      expect(listed.every((n) => n <= 1)).toBe(true);
+    } finally {
+      await ovs.deleteBridge(churn);
+    }
+  });
 });

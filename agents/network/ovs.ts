@@ -197,10 +197,20 @@ export class Ovs {
     await this.vsctl('--if-exists', 'del-port', bridge, port);
   }
 
-  /** The bridge's ports (not the bridge's own internal port) with their ofports. */
+  /**
+   * The bridge's ports (not the bridge's own internal port) with their ofports. Two reads: a port
+   * removed between them (a guest's tap going away) makes the second fail, so it reads again.
+   */
   async listPorts(bridge: string): Promise<PortInfo[]> {
-    const names = (await this.vsctl('list-ports', bridge)).split('\n').filter(Boolean);
-    return names.length === 0 ? [] : this.interfaces(names);
+    for (let attempt = 1; ; attempt++) {
+      const names = (await this.vsctl('list-ports', bridge)).split('\n').filter(Boolean);
+      if (names.length === 0) return [];
+      try {
+        return await this.interfaces(names);
+      } catch (e) {
+        if (!(e instanceof OvsCommandError && /no row/.test(e.stderr)) || attempt >= 5) throw e;
+      }
+    }
   }
 
   private async interfaces(names: string[]): Promise<PortInfo[]> {

@@ -29,7 +29,8 @@ const PORT = 7070;
 
 /** A TCP server in `ns` that answers each connection with the address it came from and the one it reached. */
 function peerEcho(ns: string): ChildProcess {
-  const code = `require('net').createServer((s) => s.end(s.remoteAddress + ' ' + s.localAddress + '\\n')).listen(${PORT}, '0.0.0.0')`;
+  // A client that gives up (or a connection a NAT change cuts) resets: the server must outlive it.
+  const code = `require('net').createServer((s) => { s.on('error', () => {}); s.end(s.remoteAddress + ' ' + s.localAddress + '\\n'); }).listen(${PORT}, '0.0.0.0')`;
   return spawn('ip', ['netns', 'exec', ns, process.execPath, '-e', code], { stdio: 'ignore' });
 }
 
@@ -124,7 +125,7 @@ describe.skipIf(!available)('routers and floating IPs on a host (issue 6 c: embe
   }, 180_000);
 
   afterAll(async () => {
-    for (const s of servers) if (s.pid) process.kill(s.pid);
+    for (const s of servers) if (s.exitCode === null && s.signalCode === null) s.kill();
     if (!rig) return;
     // The agents first (h1's would make its router again), then this run's router namespaces (PREFIX).
     for (const hostId of [...rig.agents.keys()]) await rig.stopAgent(hostId).catch(() => undefined);

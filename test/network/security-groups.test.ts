@@ -15,7 +15,9 @@ import { until } from '../support/wait.js';
 const PROJECT = 'project-sg';
 const available = await ovsAvailable();
 // A TCP echo server, and a client that says whether an echo came back within a second.
-const SERVER = `require('net').createServer((s) => s.pipe(s)).listen(22, '0.0.0.0', () => console.log('listening'))`;
+// A client cut off or killed resets its connection: the server must outlive that (an unhandled
+// socket error would end it, and every later probe with it).
+const SERVER = `require('net').createServer((s) => { s.on('error', () => {}); s.pipe(s); }).listen(22, '0.0.0.0', () => console.log('listening'))`;
 const PROBE = `const s = require('net').connect(22, process.argv[1]);
   const t = setTimeout(() => process.exit(1), 1500);
   s.on('connect', () => s.write('probe'));
