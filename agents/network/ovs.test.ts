@@ -209,7 +209,7 @@ describe.skipIf(!available)('OVS userspace datapath with real packets', () => {
     await waitFor('the drops in the flow counter', async () => ((await ovs.dumpFlows(bridge))[0]?.packets ?? 0) >= 4);
   });
 
-  it('lists a bridge while its ports come and go (a port gone between the two reads is read again, not an error)', async () => {
+  it('lists a bridge while its ports come and go, from one snapshot (never a port that is gone, never an error)', async () => {
     const churn = `sch${id}`;
     await ovs.createBridge(churn);
     try {

@@ -104,6 +104,19 @@ function ovsdbMap(v: OvsdbValue): Record<string, string> {
   return {};
 }
 
+/** An Interface row read with the columns name, ofport, type, external_ids, error. */
+function interfaceOf([name, ofport, type, ids, error]: OvsdbValue[]): PortInfo {
+  const err = ovsdbOptional(error!);
+  const port = ovsdbOptional(ofport!);
+  return {
+    name: String(name),
+    ofport: typeof port === 'number' ? port : -1,
+    type: String(type),
+    externalIds: ovsdbMap(ids!),
+    ...(err !== undefined ? { error: String(err) } : {}),
+  };
+}
+
 /** An optional column: a scalar, or ["set", []] when empty. */
 function ovsdbOptional(v: OvsdbValue): string | number | boolean | undefined {
   if (Array.isArray(v)) return v[0] === 'set' && (v[1] as OvsdbValue[]).length === 1 ? (v[1][0] as string) : undefined;
@@ -198,35 +211,27 @@ export class Ovs {
   }
 
   /**
-   * The bridge's ports (not the bridge's own internal port) with their ofports. Two reads: a port
-   * removed between them (a guest's tap going away) makes the second fail, so it reads again.
+   * The bridge's ports (not the bridge's own internal port) with their ofports. One ovs-vsctl run
+   * reads the bridge, its ports and the interfaces together, from one snapshot of the database:
+   * a port going away meanwhile (a guest's tap) cannot make it fail, and it costs one process.
    */
   async listPorts(bridge: string): Promise<PortInfo[]> {
-    for (let attempt = 1; ; attempt++) {
-      const names = (await this.vsctl('list-ports', bridge)).split('\n').filter(Boolean);
-      if (names.length === 0) return [];
-      try {
-        return await this.interfaces(names);
-      } catch (e) {
-        if (!(e instanceof OvsCommandError && /no row/.test(e.stderr)) || attempt >= 5) throw e;
-      }
-    }
+    const out = await this.vsctl(
+      '--format=json', '--columns=ports', 'list', 'Bridge', bridge,
+      '--', '--columns=_uuid,interfaces', 'list', 'Port',
+      '--', '--columns=_uuid,name,ofport,type,external_ids,error', 'list', 'Interface',
+    );
+    const [bridges, ports, interfaces] = out.trim().split('\n').map((line) => (JSON.parse(line) as { data: OvsdbValue[][] }).data);
+    const uuids = (v: OvsdbValue): string[] => (Array.isArray(v) && v[0] === 'uuid' ? [v[1] as string] : Array.isArray(v) && v[0] === 'set' ? (v[1] as OvsdbValue[]).flatMap(uuids) : []);
+    const portIds = new Set(uuids(bridges![0]![0]!));
+    const interfaceIds = new Set(ports!.filter(([id]) => portIds.has(uuids(id!)[0]!)).flatMap(([, ifaces]) => uuids(ifaces!)));
+    return interfaces!.filter(([id, name]) => interfaceIds.has(uuids(id!)[0]!) && name !== bridge).map(([, ...row]) => interfaceOf(row));
   }
 
   private async interfaces(names: string[]): Promise<PortInfo[]> {
     const out = await this.vsctl('--format=json', '--columns=name,ofport,type,external_ids,error', 'list', 'Interface', ...names);
     const table = JSON.parse(out) as { data: OvsdbValue[][] };
-    return table.data.map(([name, ofport, type, ids, error]) => {
-      const err = ovsdbOptional(error);
-      const port = ovsdbOptional(ofport);
-      return {
-        name: String(name),
-        ofport: typeof port === 'number' ? port : -1,
-        type: String(type),
-        externalIds: ovsdbMap(ids),
-        ...(err !== undefined ? { error: String(err) } : {}),
-      };
-    });
+    return table.data.map(interfaceOf);
   }
 
   /**
