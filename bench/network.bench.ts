@@ -1,13 +1,14 @@
 // Network (issue 6 h): the network agent's cost on one host, with a real userspace OVS.
 //  1. Rules programmed per second for 1,000 ports on one host (10 networks, as many remote ports
-//     on 9 other hosts): compiling the table (flows.ts), and applying it whole to a real bridge
+//     on 9 other hosts, every port in its project's default group: conntrack firewall flows and a
+//     remote-group conjunction over all 1,000 members): compiling the table (flows.ts), and applying it whole to a real bridge
 //     (`ovs-ofctl --bundle replace-flows`), first into an empty bridge, then again unchanged (an
 //     agent restart), then with one port added. Baseline in the same process: replace-flows of a
 //     one-flow table, OVS's fixed cost per bundle.
 //  2. Port create -> ACTIVE through the log (embedded): CreatePort, an OVS interface plugged with
 //     its iface-id (as Nova's VIF plugging does; internal ports, no namespaces), BindPort, until
 //     the agent has applied its table and the port is ACTIVE in the view; ports one after the
-//     other on a host that already has some.
+//     other on a host that already has some, all in the default group.
 //
 //   npm run bench:network                    (needs root and Open vSwitch: scripts/test-env.sh)
 //   STRATA_BENCH_PORTS=1000 STRATA_BENCH_ACTIVE_PORTS=100 npm run bench:network
@@ -101,6 +102,8 @@ try {
     type: 'CreateNetwork', segmentAllocated: true,
     network: { id: 'bench-net', name: 'bench', projectId: 'p', adminStateUp: true, shared: false, external: false, mtu: 0, networkType: 'vxlan', physicalNetwork: '', segmentationId: 4242 },
   });
+  // Every port in the project's default group (all egress, ingress from the group), as Neutron gives them.
+  await send('security_group', 'bench-sg', { type: 'CreateSecurityGroup', securityGroup: { id: 'bench-sg', projectId: 'p', name: 'default', description: '', stateful: true, isDefault: true } });
   const agent = await NetworkAgent.start({ log: t.log, topology: t.topology, domain, hostId: 'bench-host', ovs, bridge, resyncMs: 60_000 });
   const latencies: number[] = [];
   for (let i = 0; i < ACTIVE_PORTS; i++) {
@@ -108,7 +111,7 @@ try {
     const started = performance.now();
     await send('port', id, {
       type: 'CreatePort',
-      port: { id, networkId: 'bench-net', projectId: 'p', name: id, macAddress: mac(200_000 + i), fixedIps: [{ subnetId: 's', ipAddress: `10.99.${Math.floor(i / 250)}.${(i % 250) + 2}` }], deviceOwner: 'compute:nova', deviceId: id, securityGroups: [], portSecurityEnabled: true, allowedAddressPairs: [], adminStateUp: true },
+      port: { id, networkId: 'bench-net', projectId: 'p', name: id, macAddress: mac(200_000 + i), fixedIps: [{ subnetId: 's', ipAddress: `10.99.${Math.floor(i / 250)}.${(i % 250) + 2}` }], deviceOwner: 'compute:nova', deviceId: id, securityGroups: ['bench-sg'], portSecurityEnabled: true, allowedAddressPairs: [], adminStateUp: true },
     });
     await ovs.addPort(bridge, `bq${i}`, { type: 'internal', externalIds: { 'iface-id': id } });
     await send('port', id, { type: 'BindPort', hostId: 'bench-host' });
