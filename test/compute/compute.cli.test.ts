@@ -3,44 +3,22 @@
 // a member makes a key pair and boots a server with --wait until ACTIVE, stops it with --wait,
 // is refused an illegal action (exit 8, the state named) and an admin-only one (exit 4), hits the
 // quota (exit 10, the quota named), and deletes the server.
-import { execFile } from 'node:child_process';
-import { mkdtempSync, readFileSync, statSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { cliRunner } from '../support/cli-runner.js';
 import { startComputeCloud, type ComputeTestCloud, type Member } from './compute-cloud.js';
 
-const CLI = new URL('../../cli/strata.mjs', import.meta.url).pathname;
 
-interface Run {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
 
 describe('the strata CLI for compute', () => {
   let t: ComputeTestCloud;
   let m: Member;
-  let config: string;
-  // Async on purpose: this process hosts the deciders, conductor and agents that answer the CLI.
-  const strata = (args: string[], token: string): Promise<Run> =>
-    new Promise((resolve) => {
-      execFile(
-        process.execPath,
-        [CLI, ...args],
-        { env: { PATH: process.env.PATH ?? '', HOME: config, XDG_CONFIG_HOME: config, STRATA_URL: t.url, STRATA_CA_CERT: t.tls.caCertPath, STRATA_TOKEN: token }, timeout: 90_000 },
-        (error, stdout, stderr) => resolve({ code: error ? ((error as { code?: number }).code ?? 1) : 0, stdout, stderr }),
-      );
-    });
-  const json = (r: Run) => {
-    expect(r.code, r.stderr).toBe(0);
-    return JSON.parse(r.stdout);
-  };
+  const { strata, json, config } = cliRunner('compute', () => t);
   let adminToken: string;
 
   beforeAll(async () => {
     t = await startComputeCloud({ hosts: 2 });
-    config = mkdtempSync(join(tmpdir(), 'strata-cli-compute-'));
     adminToken = await t.adminToken();
     m = await t.member();
   }, 120_000);

@@ -3,43 +3,19 @@
 // it), cannot delete the network while ports are on it (exit 8, the state named), cannot set a
 // provider attribute (exit 4, the field named), manages a security group and its rules, and
 // deletes everything again.
-import { execFile } from 'node:child_process';
-import { mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { cliRunner } from '../support/cli-runner.js';
 import { startComputeCloud, type ComputeTestCloud, type Member } from '../compute/compute-cloud.js';
 
-const CLI = new URL('../../cli/strata.mjs', import.meta.url).pathname;
 
-interface Run {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
 
 describe('the strata CLI for networks', () => {
   let t: ComputeTestCloud;
   let m: Member;
-  let config: string;
-  // Async on purpose: this process hosts the deciders that answer the CLI.
-  const strata = (args: string[], token: string): Promise<Run> =>
-    new Promise((resolve) => {
-      execFile(
-        process.execPath,
-        [CLI, ...args],
-        { env: { PATH: process.env.PATH ?? '', HOME: config, XDG_CONFIG_HOME: config, STRATA_URL: t.url, STRATA_CA_CERT: t.tls.caCertPath, STRATA_TOKEN: token }, timeout: 90_000 },
-        (error, stdout, stderr) => resolve({ code: error ? ((error as { code?: number }).code ?? 1) : 0, stdout, stderr }),
-      );
-    });
-  const json = (r: Run) => {
-    expect(r.code, r.stderr).toBe(0);
-    return JSON.parse(r.stdout);
-  };
+  const { strata, json } = cliRunner('network', () => t);
 
   beforeAll(async () => {
     t = await startComputeCloud({ hosts: 0 });
-    config = mkdtempSync(join(tmpdir(), 'strata-cli-network-'));
     m = await t.member();
   }, 120_000);
   afterAll(async () => t?.close());

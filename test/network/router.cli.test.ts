@@ -3,44 +3,20 @@
 // and a port, sees them in `router show`, cannot delete the router while it has them (exit 8),
 // takes a floating IP, associates it with a port (shown with its router), unsets it, and deletes
 // everything again; a floating IP no router reaches exits 3, naming the subnet.
-import { execFile } from 'node:child_process';
-import { mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { cliRunner } from '../support/cli-runner.js';
 import { startComputeCloud, type ComputeTestCloud, type Member } from '../compute/compute-cloud.js';
 
-const CLI = new URL('../../cli/strata.mjs', import.meta.url).pathname;
 
-interface Run {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
 
 describe('the strata CLI for routers and floating IPs', () => {
   let t: ComputeTestCloud;
   let m: Member;
   let adminToken: string;
-  let config: string;
-  // Async on purpose: this process hosts the deciders that answer the CLI.
-  const strata = (args: string[], token: string): Promise<Run> =>
-    new Promise((resolve) => {
-      execFile(
-        process.execPath,
-        [CLI, ...args],
-        { env: { PATH: process.env.PATH ?? '', HOME: config, XDG_CONFIG_HOME: config, STRATA_URL: t.url, STRATA_CA_CERT: t.tls.caCertPath, STRATA_TOKEN: token }, timeout: 90_000 },
-        (error, stdout, stderr) => resolve({ code: error ? ((error as { code?: number }).code ?? 1) : 0, stdout, stderr }),
-      );
-    });
-  const json = (r: Run) => {
-    expect(r.code, r.stderr).toBe(0);
-    return JSON.parse(r.stdout);
-  };
+  const { strata, json } = cliRunner('router', () => t);
 
   beforeAll(async () => {
     t = await startComputeCloud({ hosts: 0 });
-    config = mkdtempSync(join(tmpdir(), 'strata-cli-router-'));
     m = await t.member();
     adminToken = await t.adminToken();
   }, 120_000);
