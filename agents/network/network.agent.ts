@@ -6,14 +6,14 @@
 // reports each wired port ACTIVE, and DOWN when its device is gone. A restart recompiles the
 // same table, so replace-flows leaves unchanged flows, and their counters, as they were.
 import type { Message } from '../../domains/kernel/decider.js';
-import { NETWORK_DOMAIN } from '../../domains/network/network.types.js';
 import { NetworkView, type NetworkEvent } from '../../domains/network/network.view.js';
 import { networkCodecFor } from '../../infra/codecs/network.codec.js';
 import type { Actor, Reply } from '../../infra/envelope/envelope.js';
 import type { Log } from '../../infra/log/log.js';
 import { CommandBus } from '../../infra/runtime/command-bus.js';
 import type { TopologyOptions } from '../../infra/runtime/topology.js';
-import { DomainFeed, decodeDomainEvent } from '../../infra/sagas/domain.feed.js';
+import type { DomainFeed } from '../../infra/sagas/domain.feed.js';
+import { followNetwork } from '../../infra/sagas/network.feed.js';
 import { compileFlows, type HostDesiredState } from './flows.js';
 import type { Ovs } from './ovs.js';
 import { desiredRouters, floatingIpReports, RouterHost, routerPortsToBind, type L3Options } from './l3.js';
@@ -45,15 +45,6 @@ export interface NetworkAgentOptions {
   dhcp?: DhcpServiceOptions;
 }
 
-const FOLDED = new Set([
-  'NetworkCreated', 'NetworkUpdated', 'NetworkDeleted',
-  'SubnetCreated', 'SubnetUpdated', 'SubnetDeleted',
-  'SecurityGroupCreated', 'SecurityGroupUpdated', 'SecurityGroupDeleted', 'SecurityGroupRuleAdded', 'SecurityGroupRuleRemoved',
-  'PortCreated', 'PortUpdated', 'PortDeleted', 'PortBound', 'PortUnbound', 'PortStatusChanged',
-  'RouterCreated', 'RouterUpdated', 'RouterGatewaySet', 'RouterGatewayCleared', 'RouterInterfaceAdded', 'RouterInterfaceRemoved', 'RouterDeleted',
-  'FloatingIpCreated', 'FloatingIpUpdated', 'FloatingIpStatusChanged', 'FloatingIpDeleted',
-  'NetworkAgentRegistered', 'NetworkAgentRemoved',
-]);
 
 /** The external id that marks a tunnel port the agent made, with the peer host as its value. */
 const TUNNEL_PEER = 'strata-tunnel-peer';
@@ -92,13 +83,7 @@ export class NetworkAgent {
   }
 
   static async start(o: NetworkAgentOptions): Promise<NetworkAgent> {
-    const feed = await DomainFeed.follow(new NetworkView(), {
-      log: o.log,
-      topology: o.topology,
-      domain: o.domain ?? NETWORK_DOMAIN,
-      folded: FOLDED,
-      decode: (r) => decodeDomainEvent(r, networkCodecFor) as NetworkEvent,
-    });
+    const feed = await followNetwork(o);
     const bus = await CommandBus.connect({ log: o.log, timeoutMs: 30_000 });
     const agent = new NetworkAgent(o, feed, bus);
     if (o.tunnelIp) await agent.register(o.tunnelIp);

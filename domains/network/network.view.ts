@@ -34,6 +34,17 @@ export interface FloatingIpView {
   version: number;
 }
 
+/** The events NetworkView folds (the others it passes). */
+export const NETWORK_VIEW_EVENTS = [
+  'NetworkCreated', 'NetworkUpdated', 'NetworkDeleted',
+  'SubnetCreated', 'SubnetUpdated', 'SubnetDeleted',
+  'SecurityGroupCreated', 'SecurityGroupUpdated', 'SecurityGroupDeleted', 'SecurityGroupRuleAdded', 'SecurityGroupRuleRemoved',
+  'PortCreated', 'PortUpdated', 'PortDeleted', 'PortBound', 'PortUnbound', 'PortStatusChanged',
+  'RouterCreated', 'RouterUpdated', 'RouterGatewaySet', 'RouterGatewayCleared', 'RouterInterfaceAdded', 'RouterInterfaceRemoved', 'RouterDeleted',
+  'FloatingIpCreated', 'FloatingIpUpdated', 'FloatingIpStatusChanged', 'FloatingIpDeleted',
+  'NetworkAgentRegistered', 'NetworkAgentRemoved',
+] as const;
+
 export class NetworkView {
   readonly networks = new Map<string, Network>();
   readonly subnets = new Map<string, Subnet>();

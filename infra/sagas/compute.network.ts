@@ -29,21 +29,15 @@ import { computeDeviceOwner, type InstanceInterface, type InterfaceFixedIp } fro
 import type { NetworkStep, PortFacts } from '../../domains/compute/sagas/network.saga.js';
 import type { Message } from '../../domains/kernel/decider.js';
 import { inCidr, parseCidr } from '../../domains/network/ip.js';
-import { defaultMtu, NETWORK_DOMAIN, type FixedIp, type Port } from '../../domains/network/network.types.js';
+import { defaultMtu, type FixedIp, type Port } from '../../domains/network/network.types.js';
 import { NetworkView, type NetworkEvent } from '../../domains/network/network.view.js';
-import { networkCodecFor } from '../codecs/network.codec.js';
 import type { Actor } from '../envelope/envelope.js';
 import type { Log } from '../log/log.js';
 import type { CommandBus } from '../runtime/command-bus.js';
 import type { TopologyOptions } from '../runtime/topology.js';
-import { DomainFeed, decodeDomainEvent } from './domain.feed.js';
+import type { DomainFeed } from './domain.feed.js';
+import { followNetwork } from './network.feed.js';
 
-const FOLDED = new Set([
-  'NetworkCreated', 'NetworkUpdated', 'NetworkDeleted',
-  'SubnetCreated', 'SubnetUpdated', 'SubnetDeleted',
-  'SecurityGroupCreated', 'SecurityGroupUpdated', 'SecurityGroupDeleted',
-  'PortCreated', 'PortUpdated', 'PortDeleted', 'PortBound', 'PortUnbound', 'PortStatusChanged',
-]);
 
 /** What the conductor asks of the compute side: send a server command (waiting until the compute view folded it). */
 export type SendInstanceCommand = (instanceId: string, command: Message & Record<string, unknown>, commandId: string) => Promise<void>;
@@ -58,13 +52,7 @@ export class ServerNetworking {
   ) {}
 
   static async start(o: { log: Log; topology: TopologyOptions; bus: CommandBus; domain?: string; now?: () => number }): Promise<ServerNetworking> {
-    const feed = await DomainFeed.follow(new NetworkView(), {
-      log: o.log,
-      topology: o.topology,
-      domain: o.domain ?? NETWORK_DOMAIN,
-      folded: FOLDED,
-      decode: (r) => decodeDomainEvent(r, networkCodecFor) as NetworkEvent,
-    });
+    const feed = await followNetwork(o);
     const writer = new NetworkWriter(o.bus, (position) => feed.reached(position.partition, position.offset), o.now, feed.domain);
     return new ServerNetworking(feed, writer);
   }
