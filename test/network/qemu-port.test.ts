@@ -220,7 +220,7 @@ describe.skipIf(!available)('a qemu guest on its port (acceptance g: userspace O
     // TCP with data from the guest: the NIC's checksum offload is off, so the userspace datapath carries whole segments.
     await onConsole(server, /STRATA-TCP \S+ (ok|failed)/, "the guest's TCP line");
     expect(await consoleOf(server)).toContain(`STRATA-TCP ${peer.ip}:5555 ok`);
-    await until(() => received.includes(`STRATA-TCP-HELLO from ${ip}/24`), 'the line at the other port', 10_000);
+    await until(() => received.includes(`STRATA-TCP-HELLO from ${ip}/24`), 'the line at the other port', 30_000);
     expect(errors).toEqual([]);
   }, 300_000);
 
@@ -294,7 +294,8 @@ describe.skipIf(!available)('a qemu guest on its port (acceptance g: userspace O
     await onConsole(server, /STRATA-GUEST-READY[\s\S]*STRATA-GUEST-READY[\s\S]*STRATA-PING \S+ (ok|failed)/, 'the second boot pinging the other port');
     const second = (await consoleOf(server)).split('STRATA-GUEST-READY').pop()!;
     expect(second).toContain(`STRATA-PING ${peer.ip} ok`);
-    expect(second).toMatch(/STRATA-NET eth0 eth1 lo/);
+    // The guest lists its NICs as they come up, which may be after its first ping.
+    await onConsole(server, /STRATA-GUEST-READY[\s\S]*STRATA-GUEST-READY[\s\S]*STRATA-NET eth0 eth1 lo/, 'both NICs in the second boot');
     await until(() => pingGuest(bootPort.fixedIps[0].ipAddress), 'the other port pinging the guest again', 30_000);
   }, 180_000);
 
