@@ -186,8 +186,10 @@ describe.skipIf(!available)('a qemu guest on its port (acceptance g: userspace O
   let bootPort: { id: string; macAddress: string; fixedIps: { ipAddress: string }[] };
 
   it('boots a guest on the network: its port ACTIVE on this host, its tap on the bridge, and it reaches the other port both ways', async () => {
-    // The other port listens for the guest's TCP line.
-    listener = spawn('ip', ['netns', 'exec', ns, 'busybox', 'nc', '-l', '-p', '5555'], { stdio: ['ignore', 'pipe', 'ignore'] });
+    // The other port listens for the guest's TCP line: every connection (a one-shot nc could be
+    // used up by an attempt the guest then retries), each kept apart from a reset.
+    const lineServer = `require('net').createServer((s) => { s.on('error', () => {}); s.on('data', (d) => process.stdout.write(d)); }).listen(5555, '0.0.0.0')`;
+    listener = spawn('ip', ['netns', 'exec', ns, process.execPath, '-e', lineServer], { stdio: ['ignore', 'pipe', 'ignore'] });
     listener.stdout!.on('data', (d: Buffer) => (received += d.toString()));
     const created = await member.call('CreateServer', { name: 'web-1', flavorId, imageId: 'strata-test', availabilityZone: zone, networks: [{ uuid: networkId }] });
     server = created.servers[0].id;
