@@ -14,9 +14,10 @@
 // Command ids derive from the project, the request and the step: a retried request sends the same
 // commands and meets their original replies, so it makes the same resource, or fails the same way.
 import { createHash } from 'node:crypto';
-import type { FixedIp, Network, Port } from '../../domains/network/network.types.js';
+import type { FixedIp, Network, Port, SecurityGroup, Subnet } from '../../domains/network/network.types.js';
 import type { Actor, Reply } from '../../infra/envelope/envelope.js';
 import { ApiError } from '../errors.js';
+import { derivedId } from '../request.js';
 import type { NetworkWriter } from './network.writer.js';
 
 const refused = (reply: Reply) => (reply.kind === 'rejected' ? reply.rejection : undefined);
@@ -115,6 +116,25 @@ const MAC_ATTEMPTS = 8;
  * then the port. A given MAC that is taken is ALREADY_EXISTS; a drawn one is drawn again. Router
  * gateway and floating IP ports count against no quota (Neutron gives them no project).
  */
+/** The id of a project's default security group: one per project, whoever asks first. */
+export const defaultGroupId = (projectId: string) => derivedId('security_group', projectId, 'default');
+
+/**
+ * Makes the project's default group (Neutron's rules) unless it was made: every caller (the
+ * NetworkService, the conductor giving servers ports) sends the same command id, so concurrent
+ * ones meet one group; ALREADY_EXISTS (made, maybe deleted by an admin since) leaves it as it is.
+ */
+export async function makeDefaultGroup(writer: NetworkWriter, projectId: string, actor: Actor): Promise<string> {
+  const id = defaultGroupId(projectId);
+  const securityGroup: SecurityGroup = { id, projectId, name: 'default', description: 'Default security group', stateful: true, isDefault: true };
+  const reply = await writer.reply('security_group', id, { type: 'CreateSecurityGroup', securityGroup }, actor, { commandId: `network/${projectId}/default-security-group` });
+  if (reply.kind === 'rejected' && reply.rejection.code !== 'ALREADY_EXISTS') throw new ApiError(reply.rejection);
+  return id;
+}
+
+/** Where a port that names no fixed IP gets its address: the network's first IPv4 subnet (else its first). */
+export const defaultSubnet = (subnets: Subnet[]): Subnet | undefined => subnets.find((x) => x.ipVersion === 4) ?? subnets[0];
+
 export async function createPort(s: SagaContext, port: Port, wanted: FixedIp[], deviceOwner: string, options: { countQuota?: boolean } = {}): Promise<Port> {
   const undo: (() => Promise<unknown>)[] = [];
   const rollback = async () => {

@@ -12,7 +12,6 @@ import { InvalidArgumentError } from '../../domains/kernel/rejection.js';
 import { inCidr, parseCidr } from '../../domains/network/ip.js';
 import type { FixedIp, Network, Port, SecurityGroup, SecurityGroupRule, Subnet } from '../../domains/network/network.types.js';
 import { validateNetworkCommand } from '../../domains/network/network.validation.js';
-import type { Actor } from '../../infra/envelope/envelope.js';
 import { tracer } from '../../infra/telemetry/telemetry.js';
 import type { NetworkQueries, NetworkRecord, PortRecord, SecurityGroupRecord, SecurityGroupRuleRecord, SubnetRecord } from '../../projections/network/network.queries.js';
 import type { Authenticator } from '../auth/authenticator.js';
@@ -20,7 +19,7 @@ import { ApiError, invalid, refuse, toServiceError } from '../errors.js';
 import { networkPolicy, networkRule } from '../policy/network.policy.js';
 import { actorOf, callerProject, derivedId, pageSize, requestIdOf, required, updateMaskOf, type Req, type Res } from '../request.js';
 import type { Caller, Target } from '../policy/policy.js';
-import { changeFixedIps, createNetwork, createPort, DEFAULT_SEGMENT_RANGES, deleteNetwork, deletePort, type SagaContext, type SegmentRanges } from './network.sagas.js';
+import { changeFixedIps, createNetwork, createPort, DEFAULT_SEGMENT_RANGES, defaultGroupId, defaultSubnet, deleteNetwork, deletePort, makeDefaultGroup, type SagaContext, type SegmentRanges } from './network.sagas.js';
 import type { NetworkWriter } from './network.writer.js';
 import { disassociateFloatingIps } from './router.sagas.js';
 import { registerRouterRpcs } from './router.service.js';
@@ -34,8 +33,6 @@ export interface NetworkServiceOptions {
   segmentRanges?: SegmentRanges;
 }
 
-/** The id of a project's default security group: one per project, whoever asks first. */
-export const defaultGroupId = (projectId: string) => derivedId('security_group', projectId, 'default');
 
 /** One page of rows fetched with limit size + 1. */
 export const page = <T extends { id: string }>(rows: T[], size: number) => {
@@ -149,12 +146,7 @@ export function createNetworkService(o: NetworkServiceOptions): UntypedServiceIm
   async function ensureDefaultGroup(projectId: string, c: Caller): Promise<string> {
     const id = defaultGroupId(projectId);
     if (!projectId || haveDefault.has(projectId)) return id;
-    if (!(await queries.getSecurityGroup(id))) {
-      const securityGroup: SecurityGroup = { id, projectId, name: 'default', description: 'Default security group', stateful: true, isDefault: true };
-      const reply = await writer.reply('security_group', id, { type: 'CreateSecurityGroup', securityGroup }, actorOf(c), { commandId: `network/${projectId}/default-security-group` });
-      // ALREADY_EXISTS: it was made (and maybe deleted by an admin since): leave it as it is.
-      if (reply.kind === 'rejected' && reply.rejection.code !== 'ALREADY_EXISTS') throw new ApiError(reply.rejection);
-    }
+    if (!(await queries.getSecurityGroup(id))) await makeDefaultGroup(writer, projectId, actorOf(c));
     haveDefault.add(projectId);
     return id;
   }
@@ -343,7 +335,7 @@ export function createNetworkService(o: NetworkServiceOptions): UntypedServiceIm
   async function fixedIpsAsked(networkId: string, asked: Req[], defaultOne: boolean): Promise<FixedIp[]> {
     const subnets = await queries.subnetsOf(networkId);
     if (asked.length === 0) {
-      const first = subnets.find((x) => x.ipVersion === 4) ?? subnets[0];
+      const first = defaultSubnet(subnets);
       return defaultOne && first ? [{ subnetId: first.id, ipAddress: '' }] : [];
     }
     return asked.map((f, i) => {

@@ -20,8 +20,7 @@
 // same ids and meets the original replies. A refusal of the network service (no address left, the
 // port quota, a port taken meanwhile) fails the boot (Nova: "Build of instance X aborted: Failed to
 // allocate the network(s)") or the attach.
-import { createPort, deletePort, type SagaContext } from '../../api/network/network.sagas.js';
-import { defaultGroupId } from '../../api/network/network.service.js';
+import { createPort, defaultGroupId, defaultSubnet, deletePort, makeDefaultGroup, type SagaContext } from '../../api/network/network.sagas.js';
 import { NetworkWriter } from '../../api/network/network.writer.js';
 import { ApiError } from '../../api/errors.js';
 import type { InstanceView } from '../../domains/compute/compute.view.js';
@@ -131,7 +130,7 @@ export class ServerNetworking {
         wanted = [{ subnetId: subnet.id, ipAddress: i.requestedIp }];
       } else {
         // As the NetworkService's CreatePort: one address of the network's first IPv4 subnet.
-        const first = subnets.find((s) => s.ipVersion === 4) ?? subnets[0];
+        const first = defaultSubnet(subnets);
         wanted = first ? [{ subnetId: first.id, ipAddress: '' }] : [];
       }
       const made: Port = {
@@ -187,10 +186,7 @@ export class ServerNetworking {
   private async defaultGroup(v: InstanceView): Promise<string> {
     const id = defaultGroupId(v.projectId);
     if (this.feed.view.securityGroups.has(id)) return id;
-    const securityGroup = { id, projectId: v.projectId, name: 'default', description: 'Default security group', stateful: true, isDefault: true };
-    const reply = await this.writer.reply('security_group', id, { type: 'CreateSecurityGroup', securityGroup }, this.actor(v), { commandId: `network/${v.projectId}/default-security-group` });
-    if (reply.kind === 'rejected' && reply.rejection.code !== 'ALREADY_EXISTS') throw new ApiError(reply.rejection);
-    return id;
+    return makeDefaultGroup(this.writer, v.projectId, this.actor(v));
   }
 
   async close(): Promise<void> {
