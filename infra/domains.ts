@@ -1,9 +1,11 @@
 // The domains the all-in-one process hosts: each a name and its aggregates (decider + codec).
-// Block, image, object and metering join as their issues land.
+// Image, object and metering join as their issues land.
 import type { AggregateDefinition } from '../domains/kernel/decider.js';
+import { BLOCK_DOMAIN } from '../domains/block/block.types.js';
 import { COMPUTE_DOMAIN } from '../domains/compute/compute.types.js';
 import { IDENTITY_DOMAIN } from '../domains/identity/identity.types.js';
 import { NETWORK_DOMAIN } from '../domains/network/network.types.js';
+import { blockDefinitions } from './codecs/block.codec.js';
 import { computeDefinitions } from './codecs/compute.codec.js';
 import { identityDefinitions } from './codecs/identity.codec.js';
 import { networkDefinitions } from './codecs/network.codec.js';
@@ -17,4 +19,5 @@ export const hostedDomains: HostedDomain[] = [
   { name: IDENTITY_DOMAIN, aggregates: identityDefinitions },
   { name: COMPUTE_DOMAIN, aggregates: computeDefinitions },
   { name: NETWORK_DOMAIN, aggregates: networkDefinitions },
+  { name: BLOCK_DOMAIN, aggregates: blockDefinitions },
 ];
