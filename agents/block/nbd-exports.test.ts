@@ -1,0 +1,177 @@
+// NbdExports against real qemu-storage-daemon, qemu-io and qemu-img, in a temp directory. Every
+// daemon a test starts is stopped by pid in afterEach (never by name: other tests run qemu too).
+import { execFile } from 'node:child_process';
+import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { GiB } from './qemu-img.js';
+import { NbdExports, type NbdConnection } from './nbd-exports.js';
+import { VolumeInUseError, VolumeStore } from './volume-store.js';
+
+const exec = promisify(execFile);
+
+function url(c: NbdConnection): string {
+  return `nbd://${c.host}:${c.port}/${c.exportName}`;
+}
+
+/** qemu-io's output, also when it exits non-zero (a failed pattern read, a refused open). */
+async function qemuIo(args: string[]): Promise<string> {
+  try {
+    const { stdout, stderr } = await exec('qemu-io', args);
+    return stdout + stderr;
+  } catch (err) {
+    const e = err as { stdout?: string; stderr?: string };
+    return (e.stdout ?? '') + (e.stderr ?? '');
+  }
+}
+
+async function nbdHolds(c: NbdConnection, pattern: string, offset = '0'): Promise<boolean> {
+  const out = await qemuIo(['-r', '-f', 'raw', '-c', `read -P ${pattern} ${offset} 1M`, url(c)]);
+  if (out.includes('Pattern verification failed')) return false;
+  if (/^read \d+\/\d+ bytes/m.test(out)) return true;
+  throw new Error(`qemu-io: ${out}`);
+}
+
+async function nbdSize(c: NbdConnection): Promise<number> {
+  const { stdout } = await exec('qemu-img', ['info', '--output=json', '-f', 'raw', url(c)]);
+  return (JSON.parse(stdout) as { 'virtual-size': number })['virtual-size'];
+}
+
+/** Whether `pid` has exited (gone, or a zombie its new parent has yet to reap), waiting up to 2 s. */
+async function exited(pid: number): Promise<boolean> {
+  for (let i = 0; i < 100; i++) {
+    const stat = await readFile(`/proc/${pid}/stat`, 'utf8').catch(() => undefined);
+    if (stat === undefined || stat.slice(stat.lastIndexOf(')') + 2).startsWith('Z')) return true;
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  return false;
+}
+
+let dir: string;
+let volumes: VolumeStore;
+let exports: NbdExports;
+
+beforeEach(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'strata-block-nbd-'));
+  exports = new NbdExports(dir);
+  volumes = new VolumeStore(dir, { online: exports });
+});
+
+afterEach(async () => {
+  // Kill the daemons this test started (their pids are in the state directory).
+  for (const d of await new NbdExports(dir).daemons()) {
+    try {
+      process.kill(d.pid, 'SIGKILL');
+    } catch {
+      // exited already
+    }
+  }
+  await rm(dir, { recursive: true, force: true });
+});
+
+describe('NbdExports', () => {
+  it('exports a volume over NBD on 127.0.0.1: writes through it reach the file; export and unexport repeat harmlessly', async () => {
+    await volumes.create('v1', 1);
+    const c = await exports.export('a1', 'v1');
+    expect(c.host).toBe('127.0.0.1');
+    expect(c.exportName).toBe('a1');
+    expect(await exports.export('a1', 'v1')).toEqual(c); // adopted, same connection
+    expect(await exports.list()).toEqual(['a1']);
+
+    const out = await qemuIo(['-f', 'raw', '-c', 'write -P 0xab 0 1M', url(c)]);
+    expect(out).toMatch(/wrote 1048576\/1048576 bytes/);
+    // The daemon holds the file open: the volume cannot be deleted now.
+    await expect(volumes.delete('v1')).rejects.toBeInstanceOf(VolumeInUseError);
+
+    const [daemon] = await exports.daemons();
+    await exports.unexport('a1');
+    await exports.unexport('a1');
+    expect(await exports.list()).toEqual([]);
+    expect(await exports.daemons()).toEqual([]);
+    expect(await exited(daemon.pid)).toBe(true);
+    expect(await readdir(join(dir, 'exports'))).toEqual([]);
+    // The data is in the file.
+    const read = await qemuIo(['-f', 'qcow2', '-c', 'read -P 0xab 0 1M', volumes.volumePath('v1')]);
+    expect(read).toMatch(/^read 1048576\/1048576 bytes/m);
+  });
+
+  it('an export survives the exporting object: a new NbdExports over the same directory adopts it', async () => {
+    await volumes.create('v1', 1);
+    const c = await exports.export('a1', 'v1');
+    const [daemon] = await exports.daemons();
+
+    const restarted = new NbdExports(dir);
+    expect(await restarted.list()).toEqual(['a1']);
+    expect(await restarted.export('a1', 'v1')).toEqual(c);
+    expect(await restarted.daemons()).toEqual([daemon]); // the same process, not a new one
+    expect(await qemuIo(['-f', 'raw', '-c', 'write -P 0x5a 0 1M', url(c)])).toMatch(/wrote/);
+    expect(await nbdHolds(c, '0x5a')).toBe(true);
+    await restarted.unexport('a1');
+    expect(await restarted.list()).toEqual([]);
+  });
+
+  it('an export whose daemon died is not listed, and export() starts it again', async () => {
+    await volumes.create('v1', 1);
+    await exports.export('a1', 'v1');
+    const [daemon] = await exports.daemons();
+    process.kill(daemon.pid, 'SIGKILL');
+    for (let i = 0; i < 100 && (await exports.list()).length > 0; i++) await new Promise((r) => setTimeout(r, 20));
+    expect(await exports.list()).toEqual([]);
+    const c = await exports.export('a1', 'v1');
+    expect(await exports.list()).toEqual(['a1']);
+    expect(await nbdSize(c)).toBe(GiB);
+  });
+
+  it('resizes online: a new NBD client sees the new size, and the data stays', async () => {
+    await volumes.create('v1', 1);
+    const c = await exports.export('a1', 'v1');
+    await qemuIo(['-f', 'raw', '-c', 'write -P 0xab 0 1M', url(c)]);
+    expect(await nbdSize(c)).toBe(GiB);
+
+    await exports.resize('a1', 2 * GiB);
+    expect(await nbdSize(c)).toBe(2 * GiB);
+    // Through the VolumeStore: extend of an exported volume goes through the daemon.
+    await volumes.extend('v1', 3);
+    await volumes.extend('v1', 3);
+    expect(await nbdSize(c)).toBe(3 * GiB);
+    expect(await nbdHolds(c, '0xab')).toBe(true);
+    expect(await qemuIo(['-f', 'raw', '-c', 'write -P 0xcd 2900M 1M', url(c)])).toMatch(/wrote/);
+
+    await exports.unexport('a1');
+    expect((await volumes.info('v1'))?.virtualSizeBytes).toBe(3 * GiB);
+  });
+
+  it('multiattach: two attachments of one volume share one daemon; a read-only one refuses writes', async () => {
+    await volumes.create('v1', 1);
+    const rw = await exports.export('a1', 'v1');
+    const ro = await exports.export('a2', 'v1', { readOnly: true });
+    expect(ro.port).toBe(rw.port);
+    expect(ro.exportName).not.toBe(rw.exportName);
+    expect((await exports.daemons()).length).toBe(1);
+    expect(await exports.list()).toEqual(['a1', 'a2']);
+
+    expect(await qemuIo(['-f', 'raw', '-c', 'write -P 0x77 0 1M', url(rw)])).toMatch(/wrote/);
+    expect(await nbdHolds(ro, '0x77')).toBe(true); // a write through one is seen through the other
+    expect(await qemuIo(['-f', 'raw', '-c', 'write -P 0x11 0 1M', url(ro)])).toMatch(/Permission denied|read-only/i);
+
+    await exports.unexport('a1');
+    expect(await exports.list()).toEqual(['a2']); // the daemon stays for the other attachment
+    expect(await nbdHolds(ro, '0x77')).toBe(true);
+    await exports.unexport('a2');
+    expect(await exports.daemons()).toEqual([]);
+  });
+
+  it('a snapshot of an exported volume is a point-in-time copy taken through the daemon', async () => {
+    await volumes.create('v1', 1);
+    const c = await exports.export('a1', 'v1');
+    await qemuIo(['-f', 'raw', '-c', 'write -P 0xab 0 1M', url(c)]);
+    await volumes.snapshot('v1', 's1');
+    await qemuIo(['-f', 'raw', '-c', 'write -P 0xcd 0 1M', url(c)]);
+    await volumes.create('v2', 1, 'qcow2', { kind: 'snapshot', path: volumes.snapshotPath('s1') });
+    const out = await qemuIo(['-f', 'qcow2', '-c', 'read -P 0xab 0 1M', volumes.volumePath('v2')]);
+    expect(out).toMatch(/^read 1048576\/1048576 bytes/m);
+    expect((await volumes.list()).temps).toEqual([]);
+  });
+});
