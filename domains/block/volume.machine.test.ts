@@ -378,7 +378,7 @@ describe('volume: attachments', () => {
     ]);
     expect(r.refusals).toEqual([]);
     expect(r.events.filter((e) => e.type === 'VolumeStatusChanged').map((e) => e.status)).toEqual(['reserved', 'attaching', 'in-use', 'detaching', 'in-use']);
-    expect(r.state.context.attachments.map((a: Attachment) => [a.id, a.status])).toEqual([['a2', 'attached']]);
+    expect((r.state.context.attachments as Attachment[]).map((a) => [a.id, a.status])).toEqual([['a2', 'attached']]);
     const last = run([...AT['in-use'], ...r.events], [{ type: 'BeginDetaching', attachmentId: 'a2' }, { type: 'ReportAttachmentDetached', attachmentId: 'a2' }]);
     expect(last.state).toMatchObject({ value: 'available', context: { attachments: [] } });
   });
