@@ -1,5 +1,5 @@
 // A client of the Strata gRPC API for the CLI and the tests: calls by method name (each method
-// goes to the service that has it: IdentityService, ComputeService or NetworkService), with the token in
+// goes to the service that has it: IdentityService, ComputeService, NetworkService or VolumeService), with the token in
 // x-auth-token metadata, over TLS that trusts the cloud's CA certificate.
 import { credentials, Metadata, type Client, type ClientReadableStream, type ServiceError } from '@grpc/grpc-js';
 import { readFileSync } from 'node:fs';
@@ -9,7 +9,8 @@ import { clientConstructor } from '../api/grpc/service-definition.js';
 export const IDENTITY_SERVICE = 'strata.identity.v1.IdentityService';
 export const COMPUTE_SERVICE = 'strata.compute.v1.ComputeService';
 export const NETWORK_SERVICE = 'strata.network.v1.NetworkService';
-const SERVICES = [IDENTITY_SERVICE, COMPUTE_SERVICE, NETWORK_SERVICE];
+export const VOLUME_SERVICE = 'strata.block.v1.VolumeService';
+const SERVICES = [IDENTITY_SERVICE, COMPUTE_SERVICE, NETWORK_SERVICE, VOLUME_SERVICE];
 
 export interface ClientOptions {
   /** grpcs://host:port (TLS) or grpc://host:port (plain). */

@@ -4,6 +4,7 @@
 // operation an action starts until the host finished it (create: until ACTIVE or ERROR).
 import { readFileSync, writeFileSync } from 'node:fs';
 import { SERVER_ACTIONS, type ServerAction } from '../api/compute/server.actions.js';
+import { BLOCK_QUOTA_FLAGS, blockQuota, SERVER_VOLUME_USAGE, serverVolumeCommand } from './block.js';
 import { done, EXIT_CODES, helpOrUsage, int, need, parse, str, UsageError, type Context, type Options } from './common.js';
 import { print } from './output.js';
 
@@ -219,27 +220,28 @@ const NETWORK_QUOTA_FLAGS: Record<string, string> = {
   'secgroup-rules': 'security_group_rule',
 };
 
-/** Compute and network quotas together, as `openstack quota show|set` has them. */
+/** Compute, network and block quotas together, as `openstack quota show|set` has them. */
 async function quotaCommand(ctx: Context, argv: string[]): Promise<void> {
-  const flags = [...Object.keys(QUOTA_FLAGS), ...Object.keys(NETWORK_QUOTA_FLAGS)];
+  const flags = [...Object.keys(QUOTA_FLAGS), ...Object.keys(NETWORK_QUOTA_FLAGS), ...Object.keys(BLOCK_QUOTA_FLAGS)];
   const usage = `Usage: strata quota show [PROJECT_ID]       (default: the project of your token)
        strata quota set PROJECT_ID ${flags.map((f) => `[--${f} N]`).join(' ')}   (admins; -1: unlimited)`;
   const [verb, ...rest] = argv;
   const client = ctx.client();
-  const show = (compute: Obj, network: Obj) => {
-    if (ctx.output === 'json') return print(ctx.output, { ...compute, network });
+  // block: undefined from a cloud without block storage (blockQuota).
+  const show = (compute: Obj, network: Obj, block?: Obj) => {
+    if (ctx.output === 'json') return print(ctx.output, { ...compute, network, ...(block ? { block } : {}) });
     const rows = (q: Obj, service: string) =>
       Object.keys(q.limits)
         .sort()
         .map((name) => ({ service, quota: name, limit: q.limits[name], in_use: q.inUse?.[name] ?? '' }));
     console.log(`project ${compute.projectId}`);
-    print(ctx.output, [...rows(compute, 'compute'), ...rows(network, 'network')], ['service', 'quota', 'limit', 'in_use']);
+    print(ctx.output, [...rows(compute, 'compute'), ...rows(network, 'network'), ...(block ? rows(block, 'block') : [])], ['service', 'quota', 'limit', 'in_use']);
   };
   if (verb === 'show') {
     const { positionals } = parse(rest, {}, usage);
     const projectId = positionals[0] ?? '';
-    const [compute, network] = await Promise.all([client.call('GetQuota', { projectId }), client.call('GetNetworkQuota', { projectId })]);
-    return show(compute.quota, network.quota);
+    const [compute, network, block] = await Promise.all([client.call('GetQuota', { projectId }), client.call('GetNetworkQuota', { projectId }), blockQuota(ctx, projectId)]);
+    return show(compute.quota, network.quota, block);
   }
   if (verb === 'set') {
     const { values, positionals } = parse(rest, Object.fromEntries(flags.map((f) => [f, { type: 'string' as const }])), usage);
@@ -254,10 +256,11 @@ async function quotaCommand(ctx: Context, argv: string[]): Promise<void> {
     };
     const computeLimits = limitsOf(QUOTA_FLAGS);
     const networkLimits = limitsOf(NETWORK_QUOTA_FLAGS);
-    if (Object.keys(computeLimits).length === 0 && Object.keys(networkLimits).length === 0) throw new UsageError(`nothing to set\n\n${usage}`);
+    const blockLimits = limitsOf(BLOCK_QUOTA_FLAGS);
+    if (Object.keys(computeLimits).length === 0 && Object.keys(networkLimits).length === 0 && Object.keys(blockLimits).length === 0) throw new UsageError(`nothing to set\n\n${usage}`);
     const compute = Object.keys(computeLimits).length > 0 ? await client.call('SetQuota', { projectId, limits: computeLimits }) : await client.call('GetQuota', { projectId });
     const network = Object.keys(networkLimits).length > 0 ? await client.call('SetNetworkQuota', { projectId, limits: networkLimits }) : await client.call('GetNetworkQuota', { projectId });
-    return show(compute.quota, network.quota);
+    return show(compute.quota, network.quota, await blockQuota(ctx, projectId, blockLimits));
   }
   helpOrUsage(verb, usage);
 }
@@ -498,6 +501,7 @@ const SERVER_USAGE = `Usage: strata server create --name N --flavor FLAVOR --ima
        strata server remove port SERVER PORT [--wait] [--request-id R]
        strata server remove network SERVER NETWORK [--wait]
        strata server interfaces SERVER
+${SERVER_VOLUME_USAGE}
        strata server list [--status S] [--name N] [--host H] [--project ID | --all-projects] [--page-size N] [--page-token T]
        strata server show SERVER
        strata server console SERVER [--lines N]
@@ -512,7 +516,9 @@ a host whose agent serves no console shows the server's actions instead, and say
 Networks (Nova's): each --network makes the server a port there (deleted with it), each --port gives it a
 port of yours (kept, freed); --nic none: no network; --nic auto or nothing: the one network the project may use.
 add/remove port|network attach and detach interfaces (ACTIVE, PAUSED or SHUTOFF servers; a running guest
-gets the NIC hot-plugged); remove network detaches every interface on that network.`;
+gets the NIC hot-plugged); remove network detaches every interface on that network.
+add/remove volume attach and detach a volume (id or name): the guest gets a new disk (/dev/vdb, ...);
+--wait waits until the attachment is attached, or gone. server volume list lists the attachments.`;
 
 async function serverCreate(ctx: Context, argv: string[]): Promise<number> {
   const { values } = parse(
@@ -655,6 +661,8 @@ async function serverCommand(ctx: Context, argv: string[]): Promise<number> {
   const client = ctx.client();
   const action = SERVER_ACTIONS.find((a) => a.verb === verb);
   if (action) return serverAction(ctx, action, rest);
+  // Volumes (Nova's os-volume_attachments) are the block commands' (cli/block.ts).
+  if (verb === 'volume' || ((verb === 'add' || verb === 'remove') && rest[0] === 'volume')) return serverVolumeCommand(ctx, verb, verb === 'volume' ? rest : rest.slice(1));
   switch (verb) {
     case 'create':
       return serverCreate(ctx, rest);

@@ -3,6 +3,7 @@
 import { chmodSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
+import { BLOCK_COMMANDS, blockCommand, BLOCK_HELP } from './block.js';
 import { ApiCallError, StrataClient } from './client.js';
 import { EXIT_CODES, GRPC_TO_EXIT, parse, str, UsageError, type Context, type Options } from './common.js';
 import { COMPUTE_COMMANDS, computeCommand, COMPUTE_HELP } from './compute.js';
@@ -32,6 +33,7 @@ Commands:
   role assignment create|list|show|delete
 ${COMPUTE_HELP}
 ${NETWORK_HELP}
+${BLOCK_HELP}
 
 Global options:
   --url URL        the API (default: $STRATA_URL, the URL of the last login, or grpcs://127.0.0.1:5050)
@@ -474,6 +476,7 @@ export async function main(argv: string[]): Promise<number> {
     else if (command in KINDS) await resourceCommand(ctx, command, rest);
     else if (COMPUTE_COMMANDS.includes(command)) return await computeCommand(ctx, command, rest);
     else if (NETWORK_COMMANDS.includes(command)) await networkCommand(ctx, command, rest);
+    else if (BLOCK_COMMANDS.includes(command)) return await blockCommand(ctx, command, rest);
     else throw new UsageError(`unknown command ${command}\n\n${HELP}`);
     return EXIT_CODES.ok;
   } catch (e) {
