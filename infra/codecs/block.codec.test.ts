@@ -9,6 +9,8 @@ import type { Message } from '../../domains/kernel/decider.js';
 import type { MachineState } from '../../domains/kernel/machine-decider.js';
 import { InvalidArgumentError } from '../../domains/kernel/rejection.js';
 import { testContext } from '../../domains/kernel/specification.js';
+import { BLOCK_DOMAIN } from '../../domains/block/block.types.js';
+import { hostedDomains } from '../domains.js';
 import { blockCodecFor, blockDefinitions, blockEventTypes } from './block.codec.js';
 
 type M = Message & Record<string, any>;
@@ -181,7 +183,8 @@ describe('block codec: refusals', () => {
     expect(refusal('block_host', { type: 'ReportBlockCapacity', hostId: 'h1', totalGb: 1, freeGb: 2 })).toMatchObject({ field: 'free_gb' });
   });
 
-  it('lists every aggregate and distinct event types', () => {
+  it('is hosted, and lists every aggregate and distinct event types', () => {
+    expect(hostedDomains.find((d) => d.name === BLOCK_DOMAIN)?.aggregates).toBe(blockDefinitions);
     expect(blockDefinitions.map((d) => d.decider.aggregateType)).toEqual(['volume_type', 'volume', 'snapshot', 'backup', 'block_quota', 'block_host']);
     expect(new Set(blockEventTypes).size).toBe(blockEventTypes.length);
     expect(() => blockCodecFor('port')).toThrow(/no block aggregate/);
