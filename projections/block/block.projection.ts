@@ -6,7 +6,7 @@
 // the events of one aggregate only (a volume's attachments by the volume, a quota's reservations
 // by the project's quota), so the result does not depend on how partitions interleave; what joins
 // aggregates (a type's name beside a volume, a host's allocated gigabytes) is joined when read.
-import { protoCodec } from '../../infra/codecs/proto-codec.js';
+import { blockCodecFor } from '../../infra/codecs/block.codec.js';
 import type { EventEnvelope, Position } from '../../infra/envelope/envelope.js';
 import type { Projection } from '../../infra/runtime/projection-runner.js';
 import { domainTopics } from '../../infra/runtime/topology.js';
@@ -97,11 +97,8 @@ const attachStatus = (volumeId: string): Statement => ({
 /** A connection as the storage host exported it (host '' while there is none). */
 const connectionOf = (c: Ev | null | undefined) => ({ host: c?.host ?? '', port: int(c?.port), exportName: c?.exportName ?? '' });
 
-// The events' messages of proto/strata/block/v1/events.proto (TODO: infra/codecs/block.codec.ts's blockCodecFor once it lands).
-const codec = protoCodec({ protoPackage: 'strata.block.v1', commandTypes: [], eventTypes: BLOCK_PROJECTED_EVENTS });
-
 export function blockStatements(event: EventEnvelope): Statement[] {
-  const e = codec.decodeEvent(event.type, event.payload) as Ev;
+  const e = blockCodecFor(event.aggregateType).decodeEvent(event.type, event.payload) as Ev;
   const id = event.aggregateId;
   const at = event.occurredAtMs;
   switch (e.type) {
@@ -247,12 +244,17 @@ export function blockStatements(event: EventEnvelope): Statement[] {
         ...holdings(id, e.consumerId ?? '', e.usage),
       ];
     case 'BlockQuotaAdjusted':
-      // The consumer's new holding of each quota named (an extend's gigabytes); the others stay.
-      return Object.entries((e.usage ?? {}) as Record<string, number>).map(([name, n]) => ({
-        sql: `INSERT INTO block_quota_reservations (project_id, consumer_id, name, amount) VALUES ($1, $2, $3, $4)
-              ON CONFLICT (project_id, consumer_id, name) DO UPDATE SET amount = excluded.amount`,
-        params: [id, e.consumerId ?? '', name, Number(n)],
-      }));
+      // The consumer's new holding of each quota named (an extend's gigabytes); the others stay. As
+      // the decider keeps them, holdings are positive: a zero one is no row.
+      return Object.entries((e.usage ?? {}) as Record<string, number>).map(([name, n]) =>
+        Number(n) > 0
+          ? {
+              sql: `INSERT INTO block_quota_reservations (project_id, consumer_id, name, amount) VALUES ($1, $2, $3, $4)
+                    ON CONFLICT (project_id, consumer_id, name) DO UPDATE SET amount = excluded.amount`,
+              params: [id, e.consumerId ?? '', name, Number(n)],
+            }
+          : { sql: 'DELETE FROM block_quota_reservations WHERE project_id = $1 AND consumer_id = $2 AND name = $3', params: [id, e.consumerId ?? '', name] },
+      );
     case 'BlockQuotaReleased':
       return [{ sql: 'DELETE FROM block_quota_reservations WHERE project_id = $1 AND consumer_id = $2', params: [id, e.consumerId ?? ''] }];
 
@@ -278,7 +280,7 @@ export function blockStatements(event: EventEnvelope): Statement[] {
 }
 
 function holdings(projectId: string, consumerId: string, usage: unknown): Statement[] {
-  return Object.entries((usage ?? {}) as Record<string, number>).map(([name, n]) => ({
+  return Object.entries((usage ?? {}) as Record<string, number>).filter(([, n]) => Number(n) > 0).map(([name, n]) => ({
     sql: 'INSERT INTO block_quota_reservations (project_id, consumer_id, name, amount) VALUES ($1, $2, $3, $4)',
     params: [projectId, consumerId, name, Number(n)],
   }));
