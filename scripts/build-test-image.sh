@@ -16,6 +16,17 @@
 # "STRATA-NET <the names in /sys/class/net>" at the start and whenever they change (a NIC
 # hot-plugged or unplugged).
 #
+# Block volumes: virtio-blk is in the initramfs too. /init prints "STRATA-DISK <name> <sectors>"
+# for each virtio disk (/sys/block/vd*) present at the start, and again whenever one appears or
+# changes size (a volume attached or extended; <sectors> is /sys/block/<name>/size, 512-byte
+# units), and "STRATA-DISK <name> gone" when one disappears (a volume detached); it looks four
+# times a second.
+#
+# Guest shell (tests only): with `strata.shell=<tty>` (the test boot passes strata.shell=ttyS1; the
+# qemu driver connects the guest's second serial port to <guest dir>/shell.sock) a root shell reads
+# command lines from /dev/<tty> (raw, no echo) and writes their output there, and /init prints
+# "STRATA-SHELL <tty>". agents/compute/guest-shell.ts is the host side.
+#
 #   scripts/build-test-image.sh [dir]    # dir: $STRATA_TEST_IMAGE_DIR or ~/.cache/strata/test-image
 #
 # Idempotent: does nothing when the image in <dir> was built from the same kernel, busybox and
@@ -46,11 +57,11 @@ cp "$busybox" "$root/bin/busybox"
 for applet in $("$busybox" --list); do
   [ "$applet" = busybox ] || ln -sf busybox "$root/bin/$applet"
 done
-# The virtio-net driver and what it needs, in load order: the cloud kernel has them as modules.
+# The virtio-net and virtio-blk drivers and what they need, in load order: the cloud kernel has them as modules.
 release=$(basename "$kernel" | sed 's/^vmlinuz-//')
 moddir=/lib/modules/$release
 mkdir -p "$root/lib/modules"
-for m in virtio_ring virtio virtio_pci_legacy_dev virtio_pci_modern_dev virtio_pci failover net_failover virtio_net; do
+for m in virtio_ring virtio virtio_pci_legacy_dev virtio_pci_modern_dev virtio_pci failover net_failover virtio_net virtio_blk; do
   f=$(find "$moddir/kernel" -name "$m.ko*" | head -n 1)
   [ -n "$f" ] || { echo "build-test-image: no module $m in $moddir (linux-image-cloud-amd64's modules)" >&2; exit 1; }
   case "$f" in
@@ -114,8 +125,48 @@ for arg in $(cat /proc/cmdline); do
     ip=*) configure "${arg#ip=}" ;;
     strata.ping=*) targets="$targets $(echo "${arg#strata.ping=}" | tr , ' ')" ;;
     strata.tcp=*) tcp="${arg#strata.tcp=}" ;;
+    strata.shell=*) shell_tty="${arg#strata.shell=}" ;;
   esac
 done
+
+# strata.shell=<tty>: a shell on that serial port for tests. The tty stays open (fd 3) so its raw
+# mode holds; the shell reads a pipe, not the tty, so it is not interactive (no prompt, no line
+# editing); one that exits (e.g. on a syntax error) is started again.
+if [ -n "$shell_tty" ] && [ -c "/dev/$shell_tty" ]; then
+  (
+    exec 3<>"/dev/$shell_tty"
+    stty -F "/dev/$shell_tty" raw -echo || exit 0
+    echo "STRATA-SHELL $shell_tty"
+    cd /
+    while true; do
+      cat <&3 | sh >&3 2>&1
+      sleep 0.2
+    done
+  ) &
+fi
+
+# Virtio disks as they come, go and change size: "STRATA-DISK <name> <sectors>" / "... gone".
+(
+  old=""
+  while true; do
+    new=""
+    for d in /sys/block/vd*; do
+      [ -e "$d/size" ] || continue
+      read s < "$d/size"
+      new="$new ${d##*/}:$s"
+    done
+    if [ "$new" != "$old" ]; then
+      for e in $new; do
+        case " $old " in *" $e "*) ;; *) echo "STRATA-DISK ${e%%:*} ${e#*:}" ;; esac
+      done
+      for e in $old; do
+        case "$new " in *" ${e%%:*}:"*) ;; *) echo "STRATA-DISK ${e%%:*} gone" ;; esac
+      done
+      old=$new
+    fi
+    sleep 0.25
+  done
+) &
 for t in $targets; do
   (
     i=0

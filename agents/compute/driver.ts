@@ -15,6 +15,29 @@ export interface GuestInterface {
   mtu: number;
 }
 
+/** Where a volume's data is served: an NBD export of the storage host (one export per attachment). */
+export interface VolumeConnection {
+  host: string;
+  port: number;
+  exportName: string;
+}
+
+/** A block volume to attach to a guest (Nova's attach_volume with its connection_info). */
+export interface VolumeAttachmentSpec {
+  attachmentId: string;
+  volumeId: string;
+  connection: VolumeConnection;
+  readOnly: boolean;
+  /** The disk's serial the guest sees (/dev/disk/by-id/virtio-<serial>); Nova's: the volume id's first 20 characters (the default). */
+  serial?: string;
+}
+
+/** An attached volume as the API reports it. */
+export interface AttachedVolume {
+  /** Nova's device name: '/dev/vdb', '/dev/vdc', ... the first one free when it was attached. */
+  device: string;
+}
+
 export interface GuestSpec {
   instanceId: string;
   name: string;
@@ -58,6 +81,25 @@ export interface ComputeDriver {
   attachInterface(instanceId: string, vif: GuestInterface): Promise<void>;
   /** Removes a NIC from the guest (hot-unplugged if it runs) and from its record; one it lacks succeeds. */
   detachInterface(instanceId: string, portId: string): Promise<void>;
+  /**
+   * Attaches a block volume (Nova's attach_volume): hot-plugged into a running (or paused) guest,
+   * recorded for the next start of a stopped one, and kept across power cycles and agent restarts.
+   * Idempotent: an attachment the guest has already returns the device it got then.
+   */
+  attachVolume(instanceId: string, attachment: VolumeAttachmentSpec): Promise<AttachedVolume>;
+  /**
+   * Detaches a volume: hot-unplugged from a running guest (which must let it go: a paused one
+   * cannot) and forgotten. One the guest lacks succeeds.
+   */
+  detachVolume(instanceId: string, attachmentId: string): Promise<void>;
+  /**
+   * After the storage side grew the volume (its export now offers at least `newSizeBytes`): a
+   * running guest sees the new size (Nova's extend_volume). A stopped guest sees it at its next
+   * start; the call then only checks the attachment.
+   */
+  extendVolume(instanceId: string, attachmentId: string, newSizeBytes: number): Promise<void>;
+  /** The attachment ids of the guest's volumes, in attach order. */
+  listVolumes(instanceId: string): Promise<string[]>;
   /** Captures the guest's disk as the image `imageId`. */
   snapshot(instanceId: string, imageId: string): Promise<void>;
   /** Nova's power_state of the guest (NOSTATE when the driver has no such guest). */
@@ -65,4 +107,17 @@ export interface ComputeDriver {
   /** The guests the driver runs or holds. */
   list(): Promise<string[]>;
   consoleOutput(instanceId: string, lines?: number): Promise<string>;
+}
+
+/**
+ * Nova's device name for a new volume: the first of /dev/vdb, /dev/vdc, ... not in `taken` (vda is
+ * the root disk's). The guest's kernel names disks by its own order; the name is what the API says.
+ */
+export function nextVolumeDevice(taken: readonly string[]): string {
+  const used = new Set(taken);
+  for (let n = 1; ; n++) {
+    let name = '';
+    for (let k = n; k >= 0; k = Math.floor(k / 26) - 1) name = String.fromCharCode(97 + (k % 26)) + name;
+    if (!used.has(`/dev/vd${name}`)) return `/dev/vd${name}`;
+  }
 }

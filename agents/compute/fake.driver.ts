@@ -2,7 +2,8 @@
 // at a configurable rate (or on demand), so thousands of hosts fit in one process for scale and
 // fault tests. It keeps Nova's power states so the agent's reports are the real ones.
 import { POWER_STATES } from '../../domains/compute/instance.states.js';
-import type { ComputeDriver, GuestInterface, GuestSpec } from './driver.js';
+import { nextVolumeDevice } from './driver.js';
+import type { AttachedVolume, ComputeDriver, GuestInterface, GuestSpec, VolumeAttachmentSpec } from './driver.js';
 
 export interface FakeDriverOptions {
   /** Time a spawn takes (ms). */
@@ -19,6 +20,8 @@ interface FakeGuest {
   power: number;
   rescued: boolean;
   console: string[];
+  /** Attached volumes by attachment id, in attach order, with the device name and the size an extend last set. */
+  volumes?: Map<string, { spec: VolumeAttachmentSpec; device: string; sizeBytes?: number }>;
 }
 
 export class FakeDriverError extends Error {}
@@ -112,6 +115,33 @@ export class FakeDriver implements ComputeDriver {
   /** The port ids of the guest's NICs. */
   interfaces(id: string): string[] {
     return (this.guests.get(id)?.spec.interfaces ?? []).map((i) => i.portId);
+  }
+
+  /** Records the volume with Nova's next free device name (vdb, vdc, ...); no disk: the fake has no guest. */
+  async attachVolume(id: string, attachment: VolumeAttachmentSpec): Promise<AttachedVolume> {
+    const g = this.guest(id);
+    g.volumes ??= new Map();
+    const have = g.volumes.get(attachment.attachmentId);
+    if (have) return { device: have.device };
+    const device = nextVolumeDevice([...g.volumes.values()].map((v) => v.device));
+    g.volumes.set(attachment.attachmentId, { spec: attachment, device });
+    g.console.push(`attached volume ${attachment.volumeId} as ${device}`);
+    return { device };
+  }
+
+  async detachVolume(id: string, attachmentId: string): Promise<void> {
+    const g = this.guest(id);
+    if (g.volumes?.delete(attachmentId)) g.console.push(`detached volume attachment ${attachmentId}`);
+  }
+
+  async extendVolume(id: string, attachmentId: string, newSizeBytes: number): Promise<void> {
+    const v = this.guest(id).volumes?.get(attachmentId);
+    if (!v) throw new FakeDriverError(`instance ${id} has no volume attachment ${attachmentId}`);
+    v.sizeBytes = Math.max(v.sizeBytes ?? 0, newSizeBytes);
+  }
+
+  async listVolumes(id: string): Promise<string[]> {
+    return [...(this.guest(id).volumes?.keys() ?? [])];
   }
 
   async snapshot(id: string, imageId: string): Promise<void> {

@@ -21,6 +21,22 @@
 // device_add, device_del + netdev_del) and keep guest.json's list for the next start. Kernel
 // images get each port's IPv4 address on their command line in dracut's `ip=` form (the guest's
 // static network configuration, as Nova's injected network template gives it to a guest).
+//
+// Block volumes (Cinder's, served by the storage host as NBD exports, one per attachment): each is
+// two block nodes, an `nbd` protocol node (the connection) under a `raw` format node, behind a
+// virtio-blk-pci device whose serial is the volume id's first 20 characters (the guest's
+// /dev/disk/by-id/virtio-<serial>, as Nova sets it). Attach hot-plugs them (blockdev-add twice,
+// device_add), detach unplugs them (device_del, the guest lets the device go, blockdev-del), and
+// guest.json keeps the list so a relaunch (power on, resume, reboot of a stopped guest) has them on
+// its command line. Extend: QEMU's NBD client cannot grow a node ("Cannot grow NBD nodes"), but a
+// new connection reads the export's new size: a new nbd node, the raw node reopened onto it
+// (blockdev-reopen), block_resize of the raw node (virtio-blk tells the guest its new capacity),
+// and the old nbd node deleted. Node names are short (QEMU allows 31 characters): a hash of the
+// attachment id; the nbd nodes of an attachment are numbered, a new one per extend.
+//
+// The guest's second serial port (ttyS1) is a unix socket, <guest dir>/shell.sock: the test image
+// runs a shell there with strata.shell=ttyS1 (agents/compute/guest-shell.ts talks to it).
+import { createHash } from 'node:crypto';
 import { execFile } from 'node:child_process';
 import { constants as fsConstants } from 'node:fs';
 import { access, mkdir, mkdtemp, open, readFile, readdir, rename, rm, stat, writeFile } from 'node:fs/promises';
@@ -30,7 +46,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { POWER_STATES } from '../../domains/compute/instance.states.js';
 import type { Ovs } from '../network/ovs.js';
-import type { ComputeDriver, GuestInterface, GuestSpec } from './driver.js';
+import { nextVolumeDevice, type AttachedVolume, type ComputeDriver, type GuestInterface, type GuestSpec, type VolumeAttachmentSpec } from './driver.js';
 import type { ImageDirectory } from './image-dir.js';
 import { QmpClient, QmpClosedError } from './qmp.js';
 
@@ -94,16 +110,63 @@ export function kernelNetworkArgs(interfaces: readonly GuestInterface[]): string
   return out;
 }
 
+/** A volume attached to a guest, as guest.json keeps it. */
+interface GuestVolume extends VolumeAttachmentSpec {
+  /** Nova's device name ('/dev/vdb', ...). */
+  device: string;
+}
+
 interface GuestFile {
   spec: GuestSpec;
   boot: GuestBoot;
+  /** Its block volumes, in attach order (absent: none). */
+  volumes?: GuestVolume[];
 }
+
+// A volume's QEMU names. Node names are at most 31 characters: a hash of the attachment id.
+const volumeHash = (attachmentId: string) => createHash('sha256').update(attachmentId).digest('hex').slice(0, 16);
+const volumeFormatNode = (attachmentId: string) => `vf-${volumeHash(attachmentId)}`;
+/** The attachment's nbd nodes: vn-<hash>-<n>, a new n per extend (n = 0 at attach and at each launch). */
+const volumeNbdPrefix = (attachmentId: string) => `vn-${volumeHash(attachmentId)}-`;
+const volumeDeviceId = (attachmentId: string) => {
+  if (!/^[A-Za-z0-9._-]+$/.test(attachmentId)) throw new QemuDriverError(`bad volume attachment id "${attachmentId}"`);
+  return `vol-${attachmentId}`;
+};
+/** The serial the guest sees: at most 20 characters (virtio-blk's limit; Nova's volume id prefix). */
+const volumeSerial = (v: VolumeAttachmentSpec) => (v.serial ?? v.volumeId).slice(0, 20);
+
+function nbdNodeOptions(v: VolumeAttachmentSpec, nodeName: string): Record<string, unknown> {
+  return {
+    driver: 'nbd',
+    'node-name': nodeName,
+    server: { type: 'inet', host: v.connection.host, port: String(v.connection.port) },
+    export: v.connection.exportName,
+    'read-only': v.readOnly,
+    // A storage host that drops the connection (a restart, an export made again) gets this long
+    // to come back before the guest's I/O fails.
+    'reconnect-delay': 10,
+  };
+}
+
+const rawNodeOptions = (v: VolumeAttachmentSpec, file: string): Record<string, unknown> => ({
+  driver: 'raw',
+  'node-name': volumeFormatNode(v.attachmentId),
+  file,
+  'read-only': v.readOnly,
+});
+
+const volumeDeviceOptions = (v: VolumeAttachmentSpec): Record<string, unknown> => ({
+  driver: 'virtio-blk-pci',
+  id: volumeDeviceId(v.attachmentId),
+  drive: volumeFormatNode(v.attachmentId),
+  serial: volumeSerial(v),
+});
 
 export class QemuDriverError extends Error {}
 
 /** The boot of the test image built by scripts/build-test-image.sh into `dir`. */
 export function testImageBoot(dir: string): Extract<GuestBoot, { kind: 'kernel' }> {
-  return { kind: 'kernel', kernel: join(dir, 'vmlinuz'), initrd: join(dir, 'initramfs.cpio.gz'), append: 'console=ttyS0 quiet panic=-1' };
+  return { kind: 'kernel', kernel: join(dir, 'vmlinuz'), initrd: join(dir, 'initramfs.cpio.gz'), append: 'console=ttyS0 quiet panic=-1 strata.shell=ttyS1' };
 }
 
 /** Whether `pid` is a live process (a zombie, dead but not reaped, is not). */
@@ -300,8 +363,10 @@ export class QemuDriver implements ComputeDriver {
   private async launch(id: string, guest: GuestFile, incoming = false): Promise<void> {
     const dir = this.dir(id);
     const sock = join(dir, 'qmp.sock');
-    if (Buffer.byteLength(sock) > 107) throw new QemuDriverError(`QMP socket path too long for a unix socket: ${sock}`);
+    // shell.sock is the longer of the two names.
+    if (Buffer.byteLength(this.shellSocket(id)) > 107) throw new QemuDriverError(`guest socket path too long for a unix socket: ${this.shellSocket(id)}`);
     await rm(sock, { force: true });
+    await rm(this.shellSocket(id), { force: true });
     await rm(join(dir, 'qemu.pid'), { force: true });
     await this.trimConsole(join(dir, 'console.log'));
     const accel = await this.accelerator();
@@ -316,6 +381,8 @@ export class QemuDriver implements ComputeDriver {
       '-display', 'none',
       '-chardev', `file,id=console,path=${join(dir, 'console.log').replace(/,/g, ',,')},append=on`,
       '-serial', 'chardev:console',
+      '-chardev', `socket,id=shell,path=${this.shellSocket(id).replace(/,/g, ',,')},server=on,wait=off`,
+      '-serial', 'chardev:shell',
       '-qmp', `unix:${sock.replace(/,/g, ',,')},server=on,wait=off`,
       '-pidfile', join(dir, 'qemu.pid'),
       '-daemonize',
@@ -336,6 +403,14 @@ export class QemuDriver implements ComputeDriver {
     const drive = (file: string) => ['-drive', `file=${join(dir, file).replace(/,/g, ',,')},format=qcow2,if=virtio`];
     if (guest.boot.kind === 'disk' && (await this.exists(join(dir, 'rescue')))) args.push(...drive('rescue.qcow2'));
     if (this.baseDisk(guest.boot)) args.push(...drive('disk.qcow2'));
+    for (const v of guest.volumes ?? []) {
+      // A new connection per launch: it reads the export's size as it is now (an extend while off).
+      args.push(
+        '-blockdev', JSON.stringify(nbdNodeOptions(v, `${volumeNbdPrefix(v.attachmentId)}0`)),
+        '-blockdev', JSON.stringify(rawNodeOptions(v, `${volumeNbdPrefix(v.attachmentId)}0`)),
+        '-device', JSON.stringify(volumeDeviceOptions(v)),
+      );
+    }
     if (incoming) args.push('-incoming', 'defer');
     try {
       // With -daemonize the first process exits once QEMU is set up (pidfile written, QMP listening).
@@ -485,6 +560,158 @@ export class QemuDriver implements ComputeDriver {
       guest.spec = { ...guest.spec, interfaces: (guest.spec.interfaces ?? []).filter((i) => i.portId !== portId) };
       await this.writeGuest(id, guest);
     });
+  }
+
+  /** The unix socket of the guest's second serial port (ttyS1): the test image's shell with strata.shell=ttyS1. */
+  shellSocket(id: string): string {
+    return join(this.dir(id), 'shell.sock');
+  }
+
+  /** The guest's block nodes by name (with their virtual size). */
+  private async blockNodes(q: QmpClient): Promise<Map<string, { size: number }>> {
+    const nodes = await q.execute<{ 'node-name'?: string; image?: { 'virtual-size'?: number } }[]>('query-named-block-nodes', { flat: true });
+    return new Map(nodes.filter((n) => n['node-name']).map((n) => [n['node-name']!, { size: n.image?.['virtual-size'] ?? 0 }]));
+  }
+
+  private async deviceIds(q: QmpClient): Promise<Set<string>> {
+    return new Set(((await q.execute<{ name: string }[]>('qom-list', { path: '/machine/peripheral' })) ?? []).map((p) => p.name));
+  }
+
+  /** Plugs a recorded volume into the running guest: whatever of its nodes and device is missing (idempotent). */
+  private async plugVolume(q: QmpClient, v: GuestVolume): Promise<void> {
+    const nodes = await this.blockNodes(q);
+    const format = volumeFormatNode(v.attachmentId);
+    if (!nodes.has(format)) {
+      const nbd = `${volumeNbdPrefix(v.attachmentId)}0`;
+      if (!nodes.has(nbd)) {
+        try {
+          await q.execute('blockdev-add', nbdNodeOptions(v, nbd));
+        } catch (err) {
+          throw new QemuDriverError(`cannot connect volume ${v.volumeId} (nbd://${v.connection.host}:${v.connection.port}/${v.connection.exportName}): ${(err as Error).message}`);
+        }
+      }
+      await q.execute('blockdev-add', rawNodeOptions(v, nbd));
+    }
+    if (!(await this.deviceIds(q)).has(volumeDeviceId(v.attachmentId))) {
+      await tolerate(q.execute('device_add', volumeDeviceOptions(v)), /Duplicate|already/i);
+    }
+  }
+
+  /**
+   * Attaches the volume: recorded in guest.json with Nova's next free device name, and hot-plugged
+   * into a running (or paused) guest. The same attachment again returns its device (and plugs what
+   * is missing, e.g. after a crash between the record and the plug).
+   */
+  attachVolume(id: string, attachment: VolumeAttachmentSpec): Promise<AttachedVolume> {
+    return this.serial(id, async () => {
+      volumeDeviceId(attachment.attachmentId); // checks the id
+      const guest = await this.readGuest(id);
+      if (await this.exists(join(this.dir(id), 'state'))) throw new QemuDriverError(`instance ${id} is suspended: its saved machine must come back with the devices it had`);
+      const list = guest.volumes ?? [];
+      let v = list.find((x) => x.attachmentId === attachment.attachmentId);
+      if (!v) {
+        v = { ...attachment, serial: volumeSerial(attachment), device: nextVolumeDevice(list.map((x) => x.device)) };
+        // Recorded first: a crash after the plug still finds it to detach; a failed plug takes it back out.
+        guest.volumes = [...list, v];
+        await this.writeGuest(id, guest);
+        if ((await this.pid(id)) !== undefined) {
+          try {
+            await this.plugVolume(await this.qmp(id), v);
+          } catch (err) {
+            await this.unplugVolume(id, v.attachmentId).catch(() => undefined);
+            guest.volumes = list;
+            await this.writeGuest(id, guest);
+            throw err;
+          }
+        }
+        return { device: v.device };
+      }
+      if ((await this.pid(id)) !== undefined) await this.plugVolume(await this.qmp(id), v);
+      return { device: v.device };
+    });
+  }
+
+  /**
+   * Takes the attachment's device and nodes out of a running guest: device_del, then waits until
+   * the guest has let the disk go (the device leaves /machine/peripheral), then blockdev-del of the
+   * raw node and of every nbd node of the attachment. A paused guest cannot let it go: that fails.
+   */
+  private async unplugVolume(id: string, attachmentId: string): Promise<void> {
+    if ((await this.pid(id)) === undefined) return;
+    const q = await this.qmp(id);
+    const dev = volumeDeviceId(attachmentId);
+    if ((await this.deviceIds(q)).has(dev)) {
+      const { status } = await q.execute<{ status: string }>('query-status');
+      if (status !== 'running') throw new QemuDriverError(`instance ${id} is ${status}: the guest must run to let its disk go`);
+      await tolerate(q.execute('device_del', { id: dev }), /not found/i);
+      const deadline = Date.now() + 60_000;
+      while ((await this.deviceIds(q)).has(dev)) {
+        if (Date.now() > deadline) throw new QemuDriverError(`the guest of instance ${id} did not let the disk of attachment ${attachmentId} go within 60 s`);
+        await sleep(100);
+      }
+    }
+    const nodes = await this.blockNodes(q);
+    if (nodes.has(volumeFormatNode(attachmentId))) await tolerate(q.execute('blockdev-del', { 'node-name': volumeFormatNode(attachmentId) }), /not found/i);
+    for (const name of nodes.keys()) {
+      if (name.startsWith(volumeNbdPrefix(attachmentId))) await tolerate(q.execute('blockdev-del', { 'node-name': name }), /not found/i);
+    }
+  }
+
+  /** Hot-unplugs the volume from a running guest and forgets it; a guest that is off only forgets it. */
+  detachVolume(id: string, attachmentId: string): Promise<void> {
+    return this.serial(id, async () => {
+      const guest = await this.readGuest(id);
+      if (await this.exists(join(this.dir(id), 'state'))) throw new QemuDriverError(`instance ${id} is suspended: its saved machine must come back with the devices it had`);
+      await this.unplugVolume(id, attachmentId);
+      if (!(guest.volumes ?? []).some((v) => v.attachmentId === attachmentId)) return;
+      guest.volumes = (guest.volumes ?? []).filter((v) => v.attachmentId !== attachmentId);
+      await this.writeGuest(id, guest);
+    });
+  }
+
+  /**
+   * Shows a running guest the volume's new size: a new nbd node (a new connection reads the
+   * export's size now), the raw node reopened onto it, block_resize of the raw node to that size
+   * (virtio-blk tells the guest), the older nbd nodes deleted. The export must offer at least
+   * `newSizeBytes`; a disk already that big is left alone. A guest that is off reads the size at
+   * its next start. A suspended guest's saved machine keeps its old size until it resumes and is extended again.
+   */
+  extendVolume(id: string, attachmentId: string, newSizeBytes: number): Promise<void> {
+    return this.serial(id, async () => {
+      const guest = await this.readGuest(id);
+      const v = (guest.volumes ?? []).find((x) => x.attachmentId === attachmentId);
+      if (!v) throw new QemuDriverError(`instance ${id} has no volume attachment ${attachmentId}`);
+      if ((await this.pid(id)) === undefined) return;
+      const q = await this.qmp(id);
+      let nodes = await this.blockNodes(q);
+      const format = volumeFormatNode(attachmentId);
+      if (!nodes.has(format)) {
+        await this.plugVolume(q, v); // a fresh connection has the new size already
+        nodes = await this.blockNodes(q);
+      }
+      if ((nodes.get(format)?.size ?? 0) >= newSizeBytes) return;
+      const prefix = volumeNbdPrefix(attachmentId);
+      const old = [...nodes.keys()].filter((n) => n.startsWith(prefix));
+      const next = `${prefix}${Math.max(-1, ...old.map((n) => Number(n.slice(prefix.length)) || 0)) + 1}`;
+      try {
+        await q.execute('blockdev-add', nbdNodeOptions(v, next));
+      } catch (err) {
+        throw new QemuDriverError(`extend of volume ${v.volumeId} on ${id}: cannot connect to its export again: ${(err as Error).message}`);
+      }
+      const offered = (await this.blockNodes(q)).get(next)?.size ?? 0;
+      if (offered < newSizeBytes) {
+        await tolerate(q.execute('blockdev-del', { 'node-name': next }), /not found/i);
+        throw new QemuDriverError(`extend of volume ${v.volumeId} on ${id}: its export offers ${offered} bytes, not the ${newSizeBytes} asked for (has the storage host grown it?)`);
+      }
+      await q.execute('blockdev-reopen', { options: [rawNodeOptions(v, next)] });
+      await q.execute('block_resize', { 'node-name': format, size: offered });
+      for (const n of old) await tolerate(q.execute('blockdev-del', { 'node-name': n }), /not found/i);
+    });
+  }
+
+  /** The attachment ids of the guest's volumes, in attach order. */
+  async listVolumes(id: string): Promise<string[]> {
+    return ((await this.readGuest(id)).volumes ?? []).map((v) => v.attachmentId);
   }
 
   /** Stops the guest's process: `quit` over QMP, SIGKILL when that fails or takes too long; then its taps go. */
