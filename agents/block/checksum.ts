@@ -17,9 +17,10 @@ import { formatFromName, imageInfo, run } from './qemu-img.js';
  */
 export async function convertToRaw(source: string, rawPath: string, format?: string): Promise<void> {
   const fmt = format ?? formatFromName(source) ?? (source.startsWith('nbd:') ? 'raw' : (await imageInfo(source)).format);
-  // -U: a volume a storage daemon holds open can still be read (callers that need a
-  // point-in-time copy of an exported volume go through the daemon instead: see nbd-exports.ts).
-  await run('qemu-img', ['convert', '-U', '-f', fmt, '-O', 'raw', source, rawPath]);
+  // No -U (force-share): reading a qcow2 a storage daemon is writing could read stale metadata,
+  // so a volume held open is refused ("Failed to get shared 'write' lock") rather than copied
+  // wrong. Copies of exported volumes go through the daemon (VolumeStore.copyRaw, nbd-exports.ts).
+  await run('qemu-img', ['convert', '-f', fmt, '-O', 'raw', source, rawPath]);
 }
 
 export interface VolumeChecksum {

@@ -6,6 +6,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { BackupStore } from './backup-store.js';
+import { volumeChecksum } from './checksum.js';
 import { GiB } from './qemu-img.js';
 import { NbdExports, type NbdConnection } from './nbd-exports.js';
 import { VolumeInUseError, VolumeStore } from './volume-store.js';
@@ -174,4 +176,23 @@ describe('NbdExports', () => {
     expect(out).toMatch(/^read 1048576\/1048576 bytes/m);
     expect((await volumes.list()).temps).toEqual([]);
   });
+
+  it('an attached volume is backed up and cloned through its daemon; reading its file directly is refused, not copied wrong', async () => {
+    const backups = new BackupStore(dir);
+    await volumes.create('v1', 1);
+    const c = await exports.export('a1', 'v1');
+    await qemuIo(['-f', 'raw', '-c', 'write -P 0xab 0 1M', '-c', 'write -P 0x3c 700M 1M', url(c)]);
+    // qemu-img on the file the daemon holds: its lock refuses (rather than reading stale metadata).
+    await expect(backups.backup(volumes.volumePath('v1'), 'direct')).rejects.toThrow(/lock/);
+
+    const result = await backups.backupVolume(volumes, 'v1', 'b1');
+    await volumes.create('v2', 1, 'qcow2', { kind: 'volume', path: volumes.volumePath('v1') });
+    await exports.unexport('a1');
+    const now = await volumeChecksum(volumes.volumePath('v1'));
+    expect(result).toEqual({ checksum: now.sha256, sizeBytes: GiB });
+    // qemu-img compare exits 0 only when the guest-visible data are identical (and is faster than hashing 1 GiB).
+    await exec('qemu-img', ['compare', '-f', 'qcow2', '-F', 'qcow2', volumes.volumePath('v2'), volumes.volumePath('v1')]);
+    await volumes.create('v3', 1, 'qcow2', { kind: 'backup', path: backups.backupDir('b1') });
+    await exec('qemu-img', ['compare', '-f', 'qcow2', '-F', 'qcow2', volumes.volumePath('v3'), volumes.volumePath('v1')]);
+  }, 180_000);
 });

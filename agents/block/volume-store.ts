@@ -15,7 +15,7 @@
 // extend and snapshot of such a volume go through the daemon via the OnlineVolumeOps given to
 // the constructor, and delete refuses.
 import { mkdir, readdir, rm, stat, statfs } from 'node:fs/promises';
-import { join } from 'node:path';
+import { join, relative, resolve, sep } from 'node:path';
 import { restoreBackupDir } from './backup-store.js';
 import { commitFile, formatFromName, GiB, imageInfo, run, tempPathFor, type VolumeFormat } from './qemu-img.js';
 
@@ -125,10 +125,14 @@ export class VolumeStore {
         if (source.kind === 'backup') {
           await restoreBackupDir(source.path, tmp, format);
         } else {
-          const srcFormat = source.format ?? formatFromName(source.path) ?? (await imageInfo(source.path)).format;
-          // -U: a source volume attached elsewhere is still readable (a crash-consistent-at-best
-          // read; Cinder also clones in-use volumes only with that caveat).
-          await run('qemu-img', ['convert', '-U', '-f', srcFormat, '-O', format, source.path, tmp]);
+          // A source volume of this store that a daemon holds open (attached) is copied by the
+          // daemon, point-in-time; qemu-img would be refused by its lock.
+          const sourceId = source.kind === 'volume' ? this.volumeIdOf(source.path) : undefined;
+          const online = sourceId !== undefined && (await this.options.online?.copyVolume(sourceId, tmp, format));
+          if (!online) {
+            const srcFormat = source.format ?? formatFromName(source.path) ?? (await imageInfo(source.path)).format;
+            await run('qemu-img', ['convert', '-f', srcFormat, '-O', format, source.path, tmp]);
+          }
         }
         const { virtualSizeBytes } = await imageInfo(tmp, format);
         if (virtualSizeBytes > sizeBytes) {
@@ -196,6 +200,24 @@ export class VolumeStore {
     } finally {
       await rm(tmp, { force: true });
     }
+  }
+
+  /**
+   * A point-in-time raw copy of the volume's guest data at `rawPath` (a new file; the caller owns
+   * it): through its daemon when exported, else qemu-img convert. What a backup reads.
+   */
+  async copyRaw(volumeId: string, rawPath: string): Promise<void> {
+    const file = await findVolumeFile(this.stateDir, volumeId);
+    if (!file) throw new VolumeNotFoundError(`volume ${volumeId} not found`);
+    if (await this.options.online?.copyVolume(volumeId, rawPath, 'raw')) return;
+    await run('qemu-img', ['convert', '-f', file.format, '-O', 'raw', file.path, rawPath]);
+  }
+
+  /** The id of the volume whose file `path` is, when it is one of this store's volume files. */
+  private volumeIdOf(path: string): string | undefined {
+    const rel = relative(resolve(this.volumesDir), resolve(path));
+    if (rel.startsWith('..') || rel.includes(sep)) return undefined;
+    return VOLUME_RE.exec(rel)?.[1];
   }
 
   async deleteSnapshot(snapshotId: string): Promise<void> {
