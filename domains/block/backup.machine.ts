@@ -6,7 +6,7 @@
 import { assign, enqueueActions, setup, type AnyStateMachine } from 'xstate';
 import { failedPrecondition, invalidArgument, type Rejection } from '../kernel/rejection.js';
 import { BACKUP_STATUSES, type Backup, type BackupStatus } from './block.types.js';
-import { fieldProblem } from './block.validation.js';
+import { clipReason, fieldProblem } from './block.validation.js';
 import { commandsAllowed, liveStates, statusRefusal, statusTransitions, type Ev, type StatusRules } from './status-rules.js';
 
 export interface BackupContext {
@@ -77,12 +77,12 @@ const moveTo = (c: BackupContext, status: BackupStatus, reason = '') => (c.statu
 
 const COMMANDS: Record<string, unknown> = {
   ReportBackupCreated: command((c, e) => [{ type: 'BackupStored', checksum: e.checksum, sizeBytes: e.sizeBytes }, ...moveTo(c, 'available')]),
-  ReportBackupFailed: command((c, e) => moveTo(c, FAILED[c.status]!, e.reason ?? '')),
+  ReportBackupFailed: command((c, e) => moveTo(c, FAILED[c.status]!, clipReason(e.reason))),
   DeleteBackup: command((c, e) => [{ type: 'BackupDeleting', force: Boolean(e.force) }, ...moveTo(c, 'deleting')]),
   ReportBackupDeleted: command((c) => [{ type: 'BackupDeleted', backup: c.backup }]),
   RestoreBackup: command((c, e) => [{ type: 'BackupRestoring', volumeId: e.volumeId }, ...moveTo(c, 'restoring')]),
   ReportBackupRestored: command((c) => moveTo(c, 'available')),
-  ResetBackupStatus: command((c, e) => moveTo(c, e.status, e.reason ?? '')),
+  ResetBackupStatus: command((c, e) => moveTo(c, e.status, clipReason(e.reason))),
 };
 
 const EVENTS: Record<string, unknown> = {

@@ -23,8 +23,16 @@ const SHA256 = /^[0-9a-f]{64}$/;
 const INT32_MAX = 2_147_483_647;
 /** Cinder's limit on names, descriptions, metadata keys and values. */
 const TEXT_MAX = 255;
-/** A failure reason: an agent's error message, kept whole up to this length. */
-const REASON_MAX = 1024;
+/** A failure reason as events keep it: an agent's error message, clipped to this length. */
+export const REASON_MAX = 1024;
+/** A failure reason as a command may carry it (an agent's whole stderr): longer ones are refused. */
+const REASON_WIRE_MAX = 65_536;
+
+/** A reason as events keep it: at most REASON_MAX characters, an ellipsis marking a cut. */
+export const clipReason = (reason: string | undefined): string => {
+  const r = reason ?? '';
+  return r.length <= REASON_MAX ? r : `${r.slice(0, REASON_MAX - 1)}…`;
+};
 
 /**
  * Statuses an admin may reset a volume to: Cinder's VolumeAdminController.valid_status (creating,
@@ -49,7 +57,7 @@ function text(field: string, value: unknown, max: number, required: boolean): vo
 function reason(field: string, value: unknown): void {
   if (value !== undefined && value !== null && typeof value !== 'string') throw new InvalidArgumentError(field, 'must be a string');
   const s = (value as string | undefined) ?? '';
-  if (s.length > REASON_MAX) throw new InvalidArgumentError(field, `must be at most ${REASON_MAX} characters, got ${s.length}`);
+  if (s.length > REASON_WIRE_MAX) throw new InvalidArgumentError(field, `must be at most ${REASON_WIRE_MAX} characters, got ${s.length}`);
 }
 
 function id(field: string, value: unknown): void {

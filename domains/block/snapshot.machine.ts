@@ -6,7 +6,7 @@ import { assign, enqueueActions, setup, type AnyStateMachine } from 'xstate';
 import { failedPrecondition, invalidArgument, type Rejection } from '../kernel/rejection.js';
 import { applyMask } from '../kernel/resource.machine.js';
 import { SNAPSHOT_STATUSES, type Snapshot, type SnapshotStatus } from './block.types.js';
-import { fieldProblem } from './block.validation.js';
+import { clipReason, fieldProblem } from './block.validation.js';
 import { commandsAllowed, liveStates, statusRefusal, statusTransitions, type Ev, type StatusRules } from './status-rules.js';
 
 export interface SnapshotContext {
@@ -67,11 +67,11 @@ const moveTo = (c: SnapshotContext, status: SnapshotStatus, reason = '') => (c.s
 
 const COMMANDS: Record<string, unknown> = {
   ReportSnapshotCreated: command((c) => moveTo(c, 'available')),
-  ReportSnapshotFailed: command((c, e) => moveTo(c, FAILED[c.status]!, e.reason ?? '')),
+  ReportSnapshotFailed: command((c, e) => moveTo(c, FAILED[c.status]!, clipReason(e.reason))),
   UpdateSnapshot: command((c, e) => [{ type: 'SnapshotUpdated', snapshot: applyMask(c.snapshot as never, e.snapshot, e.updateMask) }]),
   DeleteSnapshot: command((c, e) => [{ type: 'SnapshotDeleting', force: Boolean(e.force) }, ...moveTo(c, 'deleting')]),
   ReportSnapshotDeleted: command((c) => [{ type: 'SnapshotDeleted', snapshot: c.snapshot }]),
-  ResetSnapshotStatus: command((c, e) => moveTo(c, e.status, e.reason ?? '')),
+  ResetSnapshotStatus: command((c, e) => moveTo(c, e.status, clipReason(e.reason))),
 };
 
 const EVENTS: Record<string, unknown> = {

@@ -287,6 +287,13 @@ describe('volume lifecycle', () => {
     }
   });
 
+  it("clips an agent's long failure reason to 1024 characters in the event; refuses one beyond 64 KiB", () => {
+    const long = 'x'.repeat(5000);
+    const r = run(AT.creating, [{ type: 'ReportVolumeFailed', hostId: 'h1', reason: long }]);
+    expect(r.events[0].reason).toBe(`${'x'.repeat(1023)}…`);
+    expect(decide(AT.creating, { type: 'ReportVolumeFailed', hostId: 'h1', reason: 'x'.repeat(65_537) })).toMatchObject({ rejection: { code: 'INVALID_ARGUMENT', field: 'reason' } });
+  });
+
   it('refuses create with bad fields or an id that is not the aggregate id, naming the field', () => {
     expect(decide([], { type: 'CreateVolume', volume: { ...vol, sizeGb: 0 }, hostId: 'h1' })).toMatchObject({ rejection: { code: 'INVALID_ARGUMENT', field: 'volume.size_gb' } });
     expect(decide([], { type: 'CreateVolume', volume: { ...vol, format: 'vmdk' }, hostId: 'h1' })).toMatchObject({ rejection: { code: 'INVALID_ARGUMENT', field: 'volume.format' } });

@@ -11,7 +11,7 @@ import type { Rejection } from '../kernel/rejection.js';
 import { failedPrecondition, invalidArgument } from '../kernel/rejection.js';
 import { applyMask } from '../kernel/resource.machine.js';
 import { emptyConnection, VOLUME_STATUSES, type Attachment, type Connection, type Volume, type VolumeStatus } from './block.types.js';
-import { fieldProblem } from './block.validation.js';
+import { clipReason, fieldProblem } from './block.validation.js';
 import { commandsAllowed, liveStates, statusRefusal, statusTransitions, type Ev, type StatusRules } from './status-rules.js';
 
 export interface VolumeContext {
@@ -167,7 +167,7 @@ const removed = (c: VolumeContext, e: Ev, reason: string) => [{ type: 'Attachmen
 
 const COMMANDS: Record<string, unknown> = {
   ReportVolumeCreated: command((c) => moveTo(c, 'available')),
-  ReportVolumeFailed: command((c, e) => moveTo(c, FAILED[c.status]!, e.reason)),
+  ReportVolumeFailed: command((c, e) => moveTo(c, FAILED[c.status]!, clipReason(e.reason))),
   UpdateVolume: command((c, e) => [{ type: 'VolumeUpdated', volume: applyMask(c.volume as never, e.volume, e.updateMask) }]),
   DeleteVolume: command((c, e) => [{ type: 'VolumeDeleting', cascade: Boolean(e.cascade), force: Boolean(e.force) }, ...moveTo(c, 'deleting')]),
   ReportVolumeDeleted: command((c) => [{ type: 'VolumeDeleted', volume: c.volume }]),
@@ -187,7 +187,7 @@ const COMMANDS: Record<string, unknown> = {
     return sameConnection(a.connection, e.connection) ? [] : [{ type: 'AttachmentUpdated', attachment: { ...a, connection: e.connection } }];
   }),
   CompleteAttachment: command((c, e) => [{ type: 'AttachmentUpdated', attachment: { ...attachment(c, e), status: 'attached', device: e.device } }, ...moveTo(c, 'in-use')]),
-  ReportAttachmentFailed: command((c, e) => removed(c, e, e.reason ?? '')),
+  ReportAttachmentFailed: command((c, e) => removed(c, e, clipReason(e.reason))),
   BeginDetaching: command((c, e) => [{ type: 'AttachmentUpdated', attachment: { ...attachment(c, e), status: 'detaching' } }, ...moveTo(c, 'detaching')]),
   DeleteAttachment: command((c, e) => removed(c, e, '')),
   ReportAttachmentDetached: command((c, e) => removed(c, e, '')),
@@ -198,7 +198,7 @@ const COMMANDS: Record<string, unknown> = {
   EndVolumeBackup: command((c) => moveTo(c, back(c))),
   BeginVolumeRestore: command((c, e) => [{ type: 'VolumeRestoreStarted', backupId: e.backupId }, ...moveTo(c, 'restoring-backup')]),
   EndVolumeRestore: command((c, e) => [...(e.sizeGb > c.volume!.sizeGb ? [{ type: 'VolumeExtended', sizeGb: e.sizeGb }] : []), ...moveTo(c, 'available')]),
-  ResetVolumeStatus: command((c, e) => moveTo(c, e.status, e.reason ?? '')),
+  ResetVolumeStatus: command((c, e) => moveTo(c, e.status, clipReason(e.reason))),
 };
 
 const withVolume = (change: (v: Volume, e: Ev) => Partial<Volume>) =>
