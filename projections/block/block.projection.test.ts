@@ -2,7 +2,8 @@
 // the runtime does, their events encoded by the block codec, appended to an embedded log and
 // projected by a ProjectionRunner into SQLite and PostgreSQL. Volume types (public and private),
 // volumes through create, attach (reserve, update, export, complete), extend, snapshot, backup,
-// detach and delete, with their attach_status, storage host and failure reasons; snapshots and
+// detach and delete, with their attach_status, storage host and failure reasons; a multiattach
+// volume; a restore that grows its volume, a retype, an admin's status reset; snapshots and
 // backups; quotas; the storage hosts with what their volumes allocate. Rebuilt from offset 0 into
 // a fresh store, the rows are the same.
 import { mkdtempSync } from 'node:fs';
@@ -55,11 +56,11 @@ for (const kind of ['sqlite', 'postgres'] as const) {
       opened.push(s);
       return s;
     };
-    // v1 as the API saw it on its way: reserved, attaching with an export, attached, extending, detaching.
+    // Volumes as the API saw them on their way (v1: reserved, attaching with an export, attached, extending, detaching).
     const seen: Record<string, VolumeRecord | undefined> = {};
-    const look = async (label: string) => {
+    const look = async (label: string, id = 'v1') => {
       await cloud.flush();
-      seen[label] = await q.getVolume('v1');
+      seen[label] = await q.getVolume(id);
     };
 
     beforeAll(async () => {
@@ -146,6 +147,21 @@ for (const kind of ['sqlite', 'postgres'] as const) {
       // v3 of p2 on h2: its creation failed.
       cloud.send('volume', 'v3', { type: 'CreateVolume', volume: volume('v3', 'p2', 1, { volumeTypeId: 't2', source: { kind: 'snapshot', id: 'sn1' } }), hostId: 'h2' });
       cloud.send('volume', 'v3', { type: 'ReportVolumeFailed', hostId: 'h2', reason: 'out of space' });
+      await look('v3 failed', 'v3');
+      // ... repaired by an admin, then its extend failed: the reason is the last change's.
+      cloud.send('volume', 'v3', { type: 'ResetVolumeStatus', status: 'available', reason: 'repaired by hand' });
+      await look('v3 reset', 'v3');
+      cloud.send('volume', 'v3', { type: 'ExtendVolume', newSizeGb: 4 });
+      cloud.send('volume', 'v3', { type: 'ReportVolumeFailed', hostId: 'h2', reason: 'lvextend failed' });
+      // v5 on h1: bk1 restored into it (it grows to the backup's size), then retyped.
+      cloud.send('volume', 'v5', { type: 'CreateVolume', volume: volume('v5', 'p1', 1), hostId: 'h1' });
+      cloud.send('volume', 'v5', { type: 'ReportVolumeCreated', hostId: 'h1' });
+      cloud.send('backup', 'bk1', { type: 'RestoreBackup', volumeId: 'v5' });
+      cloud.send('volume', 'v5', { type: 'BeginVolumeRestore', backupId: 'bk1' });
+      await look('v5 restoring', 'v5');
+      cloud.send('backup', 'bk1', { type: 'ReportBackupRestored', hostId: 'h1', volumeId: 'v5' });
+      cloud.send('volume', 'v5', { type: 'EndVolumeRestore', backupId: 'bk1', sizeGb: 20 });
+      cloud.send('volume', 'v5', { type: 'RetypeVolume', volumeTypeId: 't3', backend: '', multiattach: true });
       // v4 on h2, multiattach: attached to s2, and a second attachment reserved for s3.
       cloud.send('volume', 'v4', { type: 'CreateVolume', volume: volume('v4', 'p1', 2, { volumeTypeId: 't3', multiattach: true }), hostId: 'h2' });
       cloud.send('volume', 'v4', { type: 'ReportVolumeCreated', hostId: 'h2' });
@@ -171,7 +187,7 @@ for (const kind of ['sqlite', 'postgres'] as const) {
       expect((await q.listVolumeTypes({ includePrivate: true })).map((t) => t.id)).toEqual(['t1', 't2', 't3']);
       expect((await q.listVolumeTypes({ includePrivate: true, after: 't1', limit: 1 })).map((t) => t.id)).toEqual(['t2']);
       expect(await q.volumesOfType('t1')).toBe(1);
-      expect(await q.volumesOfType('t3')).toBe(1);
+      expect(await q.volumesOfType('t3')).toBe(2);
       expect(await q.volumesOfType('t4')).toBe(0);
     });
 
@@ -197,7 +213,15 @@ for (const kind of ['sqlite', 'postgres'] as const) {
       });
       expect(seen.reserved?.createdAtMs).toBeGreaterThan(Date.UTC(2026, 0, 1));
       expect(await q.getVolume('v2')).toBeUndefined();
-      expect(await q.getVolume('v3')).toMatchObject({ status: 'error', statusReason: 'out of space', volumeTypeName: 'secret', source: { kind: 'snapshot', id: 'sn1' } });
+      expect(seen['v3 failed']).toMatchObject({ status: 'error', statusReason: 'out of space', volumeTypeName: 'secret', source: { kind: 'snapshot', id: 'sn1' } });
+      expect(seen['v3 reset']).toMatchObject({ status: 'available', statusReason: 'repaired by hand' });
+      expect(await q.getVolume('v3')).toMatchObject({ status: 'error_extending', statusReason: 'lvextend failed', sizeGb: 1 });
+    });
+
+    it('shows a restore growing its volume, and a retype changing its type and multiattach', async () => {
+      expect(seen['v5 restoring']).toMatchObject({ status: 'restoring-backup', sizeGb: 1 });
+      expect(await q.getVolume('v5')).toMatchObject({ status: 'available', sizeGb: 20, volumeTypeId: 't3', volumeTypeName: 'shared', multiattach: true, backend: 'lvm' });
+      expect(await q.getBackup('bk1')).toMatchObject({ status: 'available', restoreVolumeId: 'v5' });
     });
 
     it('derives attach_status from every attachment of a multiattach volume', async () => {
@@ -210,9 +234,10 @@ for (const kind of ['sqlite', 'postgres'] as const) {
     });
 
     it('lists volumes by project, status and name, paged by id', async () => {
-      expect((await q.listVolumes()).map((v) => v.id)).toEqual(['v1', 'v3', 'v4']);
-      expect((await q.listVolumes({ projectId: 'p1' })).map((v) => v.id)).toEqual(['v1', 'v4']);
-      expect((await q.listVolumes({ status: 'error' })).map((v) => v.id)).toEqual(['v3']);
+      expect((await q.listVolumes()).map((v) => v.id)).toEqual(['v1', 'v3', 'v4', 'v5']);
+      expect((await q.listVolumes({ projectId: 'p1' })).map((v) => v.id)).toEqual(['v1', 'v4', 'v5']);
+      expect((await q.listVolumes({ status: 'error_extending' })).map((v) => v.id)).toEqual(['v3']);
+      expect((await q.listVolumes({ projectId: 'p1', status: 'available' })).map((v) => v.id)).toEqual(['v1', 'v5']);
       expect((await q.listVolumes({ name: 'data' })).map((v) => v.id)).toEqual(['v1']);
       expect((await q.listVolumes({ after: 'v1', limit: 1 })).map((v) => v.id)).toEqual(['v3']);
       expect((await q.listVolumes({ projectId: 'p1' }))[1].attachments.map((a) => a.id)).toEqual(['a2', 'a3']);
@@ -233,7 +258,7 @@ for (const kind of ['sqlite', 'postgres'] as const) {
     it('shows backups with their checksum, size in bytes and failure reason', async () => {
       expect(await q.getBackup('bk1')).toEqual({
         id: 'bk1', projectId: 'p1', volumeId: 'v1', snapshotId: '', name: 'bk1', description: '', sizeGb: 20, status: 'available', statusReason: '',
-        checksum: 'ab'.repeat(32), sizeBytes: 21474836480, hostId: 'h1', restoreVolumeId: '', createdAtMs: expect.any(Number),
+        checksum: 'ab'.repeat(32), sizeBytes: 21474836480, hostId: 'h1', restoreVolumeId: 'v5', createdAtMs: expect.any(Number),
       });
       expect(await q.getBackup('bk2')).toMatchObject({ status: 'error', statusReason: 'store unreachable', checksum: '', sizeBytes: 0 });
       expect((await q.listBackups({ volumeId: 'v1' })).map((k) => k.id)).toEqual(['bk1', 'bk2']);
@@ -251,14 +276,14 @@ for (const kind of ['sqlite', 'postgres'] as const) {
 
     it('shows the storage hosts with their last capacity report and what their volumes allocate', async () => {
       expect(await q.storageHosts()).toEqual([
-        { hostId: 'h1', backend: 'lvm', availabilityZone: 'nova', totalGb: 100, freeGb: 90, allocatedGb: 20, volumes: 1, backupStore: true, enabled: true },
+        { hostId: 'h1', backend: 'lvm', availabilityZone: 'nova', totalGb: 100, freeGb: 90, allocatedGb: 40, volumes: 2, backupStore: true, enabled: true },
         { hostId: 'h2', backend: 'lvm', availabilityZone: 'az2', totalGb: 50, freeGb: 50, allocatedGb: 3, volumes: 2, backupStore: false, enabled: true },
       ]);
     });
 
     it('rebuilt from offset 0 into a fresh store gives the same rows', async () => {
       const live = await dump(store);
-      expect(live.block_volumes.length).toBe(3);
+      expect(live.block_volumes.length).toBe(4);
       expect(live.block_volume_attachments.length).toBe(2);
       const fresh = open();
       const reached = await ProjectionRunner.rebuild(log, fresh, blockProjection);
