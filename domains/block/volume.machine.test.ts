@@ -188,6 +188,18 @@ describe('volume: every (status, command) pair', () => {
     });
   }
 
+  it('with force, DeleteVolume runs in every status without an attachment, BeginVolumeBackup also in-use; an attachment still refuses', () => {
+    for (const s of VOLUME_STATUSES) {
+      const d = decide(AT[s], { type: 'DeleteVolume', cascade: false, force: true });
+      const attached = fold(volumeDecider, AT[s]).context.attachments as Attachment[];
+      if (attached.length > 0) expect(d, s).toMatchObject({ rejection: { code: 'FAILED_PRECONDITION', state: s, message: `DeleteVolume is not allowed: volume v1 is ${s}: it has 1 attachment (detach first)` } });
+      else expect(d, s).toEqual({ events: [{ type: 'VolumeDeleting', cascade: false, force: true }, ...(s === 'deleting' ? [] : [moved('deleting', s)])] });
+      const b = decide(AT[s], { type: 'BeginVolumeBackup', backupId: 'b2', force: true });
+      if (s === 'available' || s === 'in-use') expect(b, s).toMatchObject({ events: [{ type: 'VolumeBackupStarted', backupId: 'b2' }, moved('backing-up', s)] });
+      else expect(b, s).toMatchObject({ rejection: { code: 'FAILED_PRECONDITION', state: s } });
+    }
+  });
+
   it('before creation and after deletion every command is NOT_FOUND; CreateVolume on a live volume is ALREADY_EXISTS', () => {
     const gone = [...deleting, { type: 'VolumeDeleted', volume: vol }];
     for (const type of Object.keys(COMMAND)) {
