@@ -68,7 +68,12 @@ export const BLOCK_TABLES = [
   'block_storage_hosts',
 ];
 
-/** The events this projection turns into rows; the others it passes. */
+/**
+ * The events this projection turns into rows. It passes the others: statuses come from the
+ * *StatusChanged events (VolumeDeleting, VolumeExtending, VolumeBackupStarted, VolumeRestoreStarted,
+ * SnapshotDeleting and BackupDeleting move nothing else shown), and a volume's snapshot list is the
+ * snapshots' volume_id (VolumeSnapshotAdded/Removed are the decider's own bookkeeping).
+ */
 export const BLOCK_PROJECTED_EVENTS = [
   'VolumeTypeCreated', 'VolumeTypeUpdated', 'VolumeTypeDeleted',
   'VolumeCreated', 'VolumeUpdated', 'VolumeStatusChanged', 'VolumeExtended', 'VolumeRetyped', 'VolumeDeleted',
