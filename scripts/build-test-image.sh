@@ -24,8 +24,8 @@
 #
 # Guest shell (tests only): with `strata.shell=<tty>` (the test boot passes strata.shell=ttyS1; the
 # qemu driver connects the guest's second serial port to <guest dir>/shell.sock) a root shell reads
-# command lines from /dev/<tty> (raw, no echo) and writes their output there, and /init prints
-# "STRATA-SHELL <tty>". agents/compute/guest-shell.ts is the host side.
+# command lines from /dev/<tty> (raw, no echo) and writes their output there (nothing on the
+# console: the host side, agents/compute/guest-shell.ts, probes until it answers).
 #
 #   scripts/build-test-image.sh [dir]    # dir: $STRATA_TEST_IMAGE_DIR or ~/.cache/strata/test-image
 #
@@ -136,7 +136,6 @@ if [ -n "$shell_tty" ] && [ -c "/dev/$shell_tty" ]; then
   (
     exec 3<>"/dev/$shell_tty"
     stty -F "/dev/$shell_tty" raw -echo || exit 0
-    echo "STRATA-SHELL $shell_tty"
     cd /
     while true; do
       cat <&3 | sh >&3 2>&1

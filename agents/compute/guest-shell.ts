@@ -11,6 +11,8 @@
 // push what is left through (the shell ignores blank lines; commands read /dev/null, not them).
 import { randomBytes } from 'node:crypto';
 import { createConnection, type Socket } from 'node:net';
+import type { VolumeAttachmentSpec } from './driver.js';
+import type { QemuDriver } from './qemu.driver.js';
 
 export class GuestShellError extends Error {}
 
@@ -167,4 +169,54 @@ export async function guestShell(socketPath: string, timeoutMs = 60_000): Promis
     throw err;
   }
   return shell;
+}
+
+/** A virtio disk as the guest sees it (/sys/block/vd*). */
+export interface GuestDisk {
+  /** Its name in the guest (the guest orders disks its own way: not the driver's device name). */
+  name: string;
+  /** /sys/block/<name>/size: 512-byte sectors. */
+  sectors: number;
+  /** /sys/block/<name>/serial: the volume id's first 20 characters for a volume. */
+  serial: string;
+  readOnly: boolean;
+}
+
+/** The guest's virtio disks. */
+export async function guestDisks(shell: GuestShell): Promise<GuestDisk[]> {
+  const out = await shell.run('for d in /sys/block/vd*; do [ -e "$d/size" ] && echo "${d##*/} $(cat $d/size) $(cat $d/ro) $(cat $d/serial)"; done; true');
+  const disks: GuestDisk[] = [];
+  for (const line of out.split('\n')) {
+    const [name, sectors, ro, serial] = line.trim().split(/\s+/);
+    if (name && sectors && /^\d+$/.test(sectors)) disks.push({ name, sectors: Number(sectors), readOnly: ro === '1', serial: serial ?? '' });
+  }
+  return disks;
+}
+
+/** The guest's disk with this serial, if it has it. */
+export async function diskBySerial(shell: GuestShell, serial: string): Promise<GuestDisk | undefined> {
+  return (await guestDisks(shell)).find((d) => d.serial === serial);
+}
+
+/**
+ * Attaches a volume and measures attach-to-visible: from the call until the guest lists the disk
+ * (by its serial) in /sys/block, polled through the shell (each poll takes some 50-300 ms on a
+ * TCG guest: that is the resolution). Returns the device the driver reported, the disk, and the time.
+ */
+export async function attachAndSee(
+  driver: QemuDriver,
+  shell: GuestShell,
+  instanceId: string,
+  attachment: VolumeAttachmentSpec,
+  timeoutMs = 60_000,
+): Promise<{ device: string; disk: GuestDisk; ms: number }> {
+  const t0 = performance.now();
+  const { device } = await driver.attachVolume(instanceId, attachment);
+  const serial = (attachment.serial ?? attachment.volumeId).slice(0, 20);
+  for (;;) {
+    const disk = await diskBySerial(shell, serial);
+    if (disk) return { device, disk, ms: performance.now() - t0 };
+    if (performance.now() - t0 > timeoutMs) throw new GuestShellError(`disk ${serial} did not appear in ${instanceId} within ${timeoutMs} ms`);
+    await sleep(20);
+  }
 }

@@ -48,7 +48,7 @@ import { POWER_STATES } from '../../domains/compute/instance.states.js';
 import type { Ovs } from '../network/ovs.js';
 import { nextVolumeDevice, type AttachedVolume, type ComputeDriver, type GuestInterface, type GuestSpec, type VolumeAttachmentSpec } from './driver.js';
 import type { ImageDirectory } from './image-dir.js';
-import { QmpClient, QmpClosedError } from './qmp.js';
+import { QmpClient, QmpClosedError, QmpError } from './qmp.js';
 
 const execFileP = promisify(execFile);
 
@@ -645,15 +645,40 @@ export class QemuDriver implements ComputeDriver {
       if (status !== 'running') throw new QemuDriverError(`instance ${id} is ${status}: the guest must run to let its disk go`);
       await tolerate(q.execute('device_del', { id: dev }), /not found/i);
       const deadline = Date.now() + 60_000;
+      let asked = Date.now();
       while ((await this.deviceIds(q)).has(dev)) {
         if (Date.now() > deadline) throw new QemuDriverError(`the guest of instance ${id} did not let the disk of attachment ${attachmentId} go within 60 s`);
+        // A guest still booting misses the ACPI eject request: ask again now and then (QEMU may
+        // refuse a repeat while one is pending; that is fine).
+        if (Date.now() - asked > 5000) {
+          await q.execute('device_del', { id: dev }).catch(() => undefined);
+          asked = Date.now();
+        }
         await sleep(100);
       }
     }
     const nodes = await this.blockNodes(q);
-    if (nodes.has(volumeFormatNode(attachmentId))) await tolerate(q.execute('blockdev-del', { 'node-name': volumeFormatNode(attachmentId) }), /not found/i);
+    if (nodes.has(volumeFormatNode(attachmentId))) await this.deleteNode(q, volumeFormatNode(attachmentId));
     for (const name of nodes.keys()) {
-      if (name.startsWith(volumeNbdPrefix(attachmentId))) await tolerate(q.execute('blockdev-del', { 'node-name': name }), /not found/i);
+      if (name.startsWith(volumeNbdPrefix(attachmentId))) await this.deleteNode(q, name);
+    }
+  }
+
+  /**
+   * blockdev-del, once nothing uses the node: the device leaves /machine/peripheral a moment
+   * before it lets go of its drive ("is in use"), so that is retried for a while. Gone already: done.
+   */
+  private async deleteNode(q: QmpClient, name: string): Promise<void> {
+    const deadline = Date.now() + 20_000;
+    for (;;) {
+      try {
+        await q.execute('blockdev-del', { 'node-name': name });
+        return;
+      } catch (err) {
+        if (err instanceof QmpError && /not found|cannot find/i.test(err.desc)) return;
+        if (!(err instanceof QmpError && /in use/i.test(err.desc)) || Date.now() > deadline) throw err;
+      }
+      await sleep(100);
     }
   }
 
@@ -705,7 +730,7 @@ export class QemuDriver implements ComputeDriver {
       }
       await q.execute('blockdev-reopen', { options: [rawNodeOptions(v, next)] });
       await q.execute('block_resize', { 'node-name': format, size: offered });
-      for (const n of old) await tolerate(q.execute('blockdev-del', { 'node-name': n }), /not found/i);
+      for (const n of old) await this.deleteNode(q, n);
     });
   }
 
