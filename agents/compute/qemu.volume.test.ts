@@ -197,6 +197,10 @@ describe.skipIf(!available)('qemu driver: block volumes over NBD (acceptance b, 
     // The storage host grows it (its export made again), then the driver extends it in the guest.
     const from = (await driver.consoleOutput(id)).length;
     await exportA.resize(128 * MiB);
+    // Between the two the guest's connection was dropped with the old export: its I/O waits for
+    // the reconnect (reconnect-delay) and goes through to the export made again.
+    await shell.run(`dd if=/dev/${a.name} of=/dev/${a.name} bs=65536 skip=128 seek=256 count=16 conv=fsync 2>/dev/null`);
+    expect(await md5(shell, `dd if=/dev/${a.name} bs=65536 skip=256 count=16 iflag=direct`)).toBe(pattern);
     const t0 = performance.now();
     await driver.extendVolume(id, 'att-b1', 128 * MiB);
     await waitFor('the new size in the guest', async () => (await diskBySerial(shell, volA.slice(0, 20)))?.sectors === (128 * MiB) / 512);
