@@ -1,7 +1,7 @@
 // NbdExports against real qemu-storage-daemon, qemu-io and qemu-img, in a temp directory. Every
 // daemon a test starts is stopped by pid in afterEach (never by name: other tests run qemu too).
 import { execFile } from 'node:child_process';
-import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -195,4 +195,54 @@ describe('NbdExports', () => {
     await volumes.create('v3', 1, 'qcow2', { kind: 'backup', path: backups.backupDir('b1') });
     await exec('qemu-img', ['compare', '-f', 'qcow2', '-F', 'qcow2', volumes.volumePath('v3'), volumes.volumePath('v1')]);
   }, 180_000);
+
+  it('an export outlives the agent process that started it: another process adopts it', async () => {
+    await volumes.create('v1', 1);
+    // A separate agent process exports the volume, prints the connection and exits.
+    const script = join(dir, 'agent.mts');
+    await writeFile(
+      script,
+      `import { NbdExports } from ${JSON.stringify(new URL('./nbd-exports.ts', import.meta.url).pathname)};\n` +
+        `const c = await new NbdExports(${JSON.stringify(dir)}).export('a1', 'v1');\n` +
+        `console.log(JSON.stringify(c));\n`,
+    );
+    const { stdout } = await exec(process.execPath, ['--import', 'tsx', script], { cwd: process.cwd() });
+    const c = JSON.parse(stdout.trim()) as NbdConnection;
+
+    expect(await exports.list()).toEqual(['a1']);
+    expect(await exports.export('a1', 'v1')).toEqual(c);
+    expect(await qemuIo(['-f', 'raw', '-c', 'write -P 0x42 0 1M', url(c)])).toMatch(/wrote/);
+    expect(await nbdHolds(c, '0x42')).toBe(true);
+    await exports.unexport('a1');
+    expect(await exports.daemons()).toEqual([]);
+  });
+
+  it('crashes part-way converge: a recorded attachment with no export is re-exported, a daemon with no attachment is reaped', async () => {
+    await volumes.create('v1', 1);
+    await volumes.create('v2', 1);
+    await exports.export('a1', 'v1');
+    await exports.export('a2', 'v2');
+    const daemons = await exports.daemons();
+    // A crash inside export(), after the record and before the export was added: simulate it by
+    // deleting a1's export behind the agent's back (QMP block-export-del).
+    const { QmpClient } = await import('../compute/qmp.js');
+    const q = await QmpClient.connect(join(dir, 'exports', 'volume-v1.qmp'));
+    await q.execute('block-export-del', { id: 'att-a1', mode: 'hard' });
+    q.close();
+    await new Promise((r) => setTimeout(r, 200));
+    expect(await exports.list()).toEqual(['a2']);
+    const c = await exports.export('a1', 'v1'); // repeated: the same daemon adds the export again
+    expect(await exports.list()).toEqual(['a1', 'a2']);
+    expect(await exports.daemons()).toEqual(daemons);
+    expect(await nbdSize(c)).toBe(GiB);
+
+    // A crash inside unexport(), after its record went and before the daemon stopped.
+    await rm(join(dir, 'exports', 'attachment-a2.json'));
+    expect(await exports.list()).toEqual(['a1']);
+    expect(await exports.reap()).toEqual(['v2']);
+    expect((await exports.daemons()).map((d) => d.volumeId)).toEqual(['v1']);
+    expect(await exited(daemons.find((d) => d.volumeId === 'v2')!.pid)).toBe(true);
+    await exports.unexport('a1');
+    expect(await exports.daemons()).toEqual([]);
+  });
 });
