@@ -44,6 +44,8 @@ export interface NbdExportsOptions {
   volumesDir?: string;
   /** How long a daemon may take to start or stop; default 15 s. */
   timeoutMs?: number;
+  /** The address NBD servers bind to and clients are told; default 127.0.0.1 (this host only). */
+  host?: string;
 }
 
 interface AttachmentRecord {
@@ -66,13 +68,13 @@ interface DaemonRecord {
 /** The attachment is not exported (no live export to act on). */
 export class ExportNotFoundError extends Error {}
 
-const HOST = '127.0.0.1';
 const NODE = 'vol0';
 
 export class NbdExports implements OnlineVolumeOps {
   readonly exportsDir: string;
   private readonly volumesDir: string;
   private readonly timeoutMs: number;
+  private readonly host: string;
   /** One operation per volume at a time in this process (the QMP monitor serves one client). */
   private readonly locks = new Map<string, Promise<unknown>>();
 
@@ -83,19 +85,23 @@ export class NbdExports implements OnlineVolumeOps {
     this.exportsDir = join(stateDir, 'exports');
     this.volumesDir = options.volumesDir ?? stateDir;
     this.timeoutMs = options.timeoutMs ?? 15_000;
+    this.host = options.host ?? '127.0.0.1';
   }
 
   /**
    * Exports volume `volumeId` for attachment `attachmentId` and returns where to connect.
-   * Idempotent: a running export is adopted and its connection returned. `readOnly` counts at the
-   * first export of an attachment. Throws VolumeNotFoundError when the volume has no file, and an
-   * Error when the attachment is recorded for another volume.
+   * Idempotent: a running export is adopted and its connection returned (after a daemon restart
+   * the port can differ: report what this returns). Throws VolumeNotFoundError when the volume has
+   * no file, and an Error when the attachment is recorded for another volume or the other mode.
    */
   async export(attachmentId: string, volumeId: string, options: { readOnly?: boolean } = {}): Promise<NbdConnection> {
     return this.withLock(volumeId, async () => {
       let rec = await this.readAttachment(attachmentId);
       if (rec && rec.volumeId !== volumeId) {
         throw new Error(`attachment ${attachmentId} exports volume ${rec.volumeId}, not ${volumeId}`);
+      }
+      if (rec && options.readOnly !== undefined && rec.readOnly !== options.readOnly) {
+        throw new Error(`attachment ${attachmentId} is exported ${rec.readOnly ? 'read-only' : 'read-write'}; unexport it to change its mode`);
       }
       if (!rec) {
         rec = { attachmentId, volumeId, exportName: attachmentId, readOnly: options.readOnly ?? false };
@@ -282,7 +288,7 @@ export class NbdExports implements OnlineVolumeOps {
     if (Buffer.byteLength(qmpPath) > 107) throw new Error(`QMP socket path too long for a unix socket: ${qmpPath}`);
     let lastErr: Error | undefined;
     for (let attempt = 0; attempt < 5; attempt++) {
-      const port = await freePort();
+      const port = await freePort(this.host);
       try {
         await this.spawnDaemon(volumeId, file, port);
       } catch (err) {
@@ -293,7 +299,7 @@ export class NbdExports implements OnlineVolumeOps {
       }
       const pid = await readPid(this.pidPath(volumeId));
       if (!pid) throw new Error(`qemu-storage-daemon for volume ${volumeId} wrote no pidfile`);
-      const rec: DaemonRecord = { volumeId, pid, host: HOST, port, qmpPath, path: file.path, format: file.format };
+      const rec: DaemonRecord = { volumeId, pid, host: this.host, port, qmpPath, path: file.path, format: file.format };
       await this.writeJson(this.daemonPath(volumeId), rec);
       return rec;
     }
@@ -304,7 +310,7 @@ export class NbdExports implements OnlineVolumeOps {
     const args = [
       '--blockdev', JSON.stringify({ driver: 'file', 'node-name': 'file0', filename: file.path }),
       '--blockdev', JSON.stringify({ driver: file.format, 'node-name': NODE, file: 'file0' }),
-      '--nbd-server', `addr.type=inet,addr.host=${HOST},addr.port=${port}`,
+      '--nbd-server', `addr.type=inet,addr.host=${this.host},addr.port=${port}`,
       '--chardev', `socket,id=qmp0,path=${this.qmpPath(volumeId).replaceAll(',', ',,')},server=on,wait=off`,
       '--monitor', 'chardev=qmp0',
       '--pidfile', this.pidPath(volumeId),
@@ -450,12 +456,12 @@ async function virtualSize(q: QmpClient): Promise<number> {
   return node.image['virtual-size'];
 }
 
-/** A TCP port free on 127.0.0.1 now (bound with port 0, then released; callers retry on EADDRINUSE). */
-function freePort(): Promise<number> {
+/** A TCP port free on `host` now (bound with port 0, then released; callers retry on EADDRINUSE). */
+function freePort(host: string): Promise<number> {
   return new Promise((resolve, reject) => {
     const server = createServer();
     server.once('error', reject);
-    server.listen(0, HOST, () => {
+    server.listen(0, host, () => {
       const addr = server.address();
       const port = typeof addr === 'object' && addr ? addr.port : 0;
       server.close(() => resolve(port));
