@@ -62,10 +62,18 @@ beforeEach(async () => {
 });
 
 afterEach(async () => {
-  // Kill the daemons this test started (their pids are in the state directory).
-  for (const d of await new NbdExports(dir).daemons()) {
+  // Kill the daemons this test started: their pids are in the state directory (records and
+  // pidfiles), and a pid counts only if its command line names this test's directory.
+  const pids = new Set((await new NbdExports(dir).daemons()).map((d) => d.pid));
+  const exportsDir = join(dir, 'exports');
+  for (const name of await readdir(exportsDir).catch(() => [] as string[])) {
+    if (name.endsWith('.pid')) pids.add(Number((await readFile(join(exportsDir, name), 'utf8')).trim()));
+  }
+  for (const pid of pids) {
+    const cmdline = await readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => '');
+    if (!cmdline.includes(dir)) continue;
     try {
-      process.kill(d.pid, 'SIGKILL');
+      process.kill(pid, 'SIGKILL');
     } catch {
       // exited already
     }
@@ -242,6 +250,20 @@ describe('NbdExports', () => {
     expect(await exports.reap()).toEqual(['v2']);
     expect((await exports.daemons()).map((d) => d.volumeId)).toEqual(['v1']);
     expect(await exited(daemons.find((d) => d.volumeId === 'v2')!.pid)).toBe(true);
+    await exports.unexport('a1');
+    expect(await exports.daemons()).toEqual([]);
+
+    // A crash inside export() after the daemon started and before its record was written: the
+    // daemon runs (pidfile) unrecorded. The repeated export stops it and starts a recorded one.
+    await exports.export('a1', 'v1');
+    const [unrecorded] = await exports.daemons();
+    await rm(join(dir, 'exports', 'volume-v1.json'));
+    expect(await exports.list()).toEqual([]);
+    await exports.export('a1', 'v1');
+    const [fresh] = await exports.daemons();
+    expect(fresh.pid).not.toBe(unrecorded.pid);
+    expect(await exited(unrecorded.pid)).toBe(true);
+    expect(await exports.list()).toEqual(['a1']);
     await exports.unexport('a1');
     expect(await exports.daemons()).toEqual([]);
   });
