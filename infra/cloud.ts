@@ -9,6 +9,10 @@ import { join } from 'node:path';
 import { createComputeApi, COMPUTE_SERVICE, type ComputeApi, type ComputeApiOptions } from '../api/compute/compute.api.js';
 import { startGrpcServer, type GrpcServer } from '../api/grpc/server.js';
 import { createNetworkApi, NETWORK_SERVICE, type NetworkApi, type NetworkApiOptions } from '../api/network/network.api.js';
+import { createBlockApi, VOLUME_SERVICE, type BlockApi } from '../api/block/block.api.js';
+import { BlockAgent, type BlockAgentOptions } from '../agents/block/block.agent.js';
+import { BlockConductor } from './sagas/block.conductor.js';
+import { followBlock } from './sagas/block.feed.js';
 import { createIdentityApi, IDENTITY_SERVICE, type IdentityApi, type IdentityApiOptions } from '../api/identity/identity.api.js';
 import { ComputeAgents, type HostConfig } from '../agents/compute/compute.agent.js';
 import { protoRoot } from './envelope/envelope.codec.js';
@@ -39,6 +43,8 @@ export interface CloudOptions {
   computeHosts?: HostConfig[];
   /** Where those agents serve their console (ComputeAgentService, "host:port"); absent: nowhere. */
   computeAgentListen?: string;
+  /** Storage hosts whose block agents run in this process (the all-in-one cloud's local volumes, tests). */
+  blockHosts?: Omit<BlockAgentOptions, 'log' | 'topology' | 'feed' | 'onError'>[];
   onError?: (error: Error) => void;
 }
 
@@ -47,6 +53,9 @@ export interface Cloud {
   identity: IdentityApi;
   compute: ComputeApi;
   network: NetworkApi;
+  block: BlockApi;
+  blockConductor: BlockConductor;
+  blockAgents: BlockAgent[];
   server: GrpcServer;
   port: number;
   workers: DeciderWorker[];
@@ -93,14 +102,20 @@ export async function startCloud(o: CloudOptions): Promise<Cloud> {
     networks: network.queries,
     ...o.compute,
   });
+  const block = await createBlockApi({ log: o.log, store: o.store, topology: o.topology, authenticator: identity.authenticator, servers: compute.queries, now: o.identity?.now });
   const onError = o.onError ?? ((e: Error) => console.error(`compute: ${e.message}`));
+  // One block feed for the block conductor, the in-process storage hosts and compute agents.
+  const blockFeed = await followBlock({ log: o.log, topology: o.topology });
   const needFeed = o.conductor !== false || (o.computeHosts?.length ?? 0) > 0;
   const feed = needFeed ? await ComputeFeed.start(o.log, o.topology) : undefined;
   // The conductor makes, binds and lets go of the servers' ports in the network domain hosted here.
   const conductor = o.conductor === false ? undefined : await Conductor.start({ log: o.log, topology: o.topology, feed, onError, network: { domain: NETWORK_DOMAIN }, ...o.conductor });
   const agents = o.computeHosts?.length
-    ? await ComputeAgents.start({ log: o.log, topology: o.topology, feed, hosts: o.computeHosts, onError, listen: o.computeAgentListen })
+    ? await ComputeAgents.start({ log: o.log, topology: o.topology, feed, hosts: o.computeHosts, onError, listen: o.computeAgentListen, block: { feed: blockFeed } })
     : undefined;
+  const blockConductor = await BlockConductor.start({ log: o.log, topology: o.topology, feed: blockFeed, compute: feed, onError });
+  const blockAgents: BlockAgent[] = [];
+  for (const h of o.blockHosts ?? []) blockAgents.push(await BlockAgent.start({ ...h, log: o.log, topology: o.topology, feed: blockFeed, onError }));
   const server = await startGrpcServer({
     host: o.host,
     port: o.port ?? 0,
@@ -110,12 +125,16 @@ export async function startCloud(o: CloudOptions): Promise<Cloud> {
       { name: IDENTITY_SERVICE, implementation: identityService },
       { name: COMPUTE_SERVICE, implementation: compute.implementation },
       { name: NETWORK_SERVICE, implementation: network.implementation },
+      { name: VOLUME_SERVICE, implementation: block.implementation },
     ],
   });
   return {
     identity: { ...identity, port: server.port, server },
     compute,
     network,
+    block,
+    blockConductor,
+    blockAgents,
     server,
     port: server.port,
     workers,
@@ -124,11 +143,15 @@ export async function startCloud(o: CloudOptions): Promise<Cloud> {
     async close() {
       compute.drain();
       await agents?.close();
+      for (const a of blockAgents) await a.close();
+      await blockConductor.close();
+      await blockFeed.close();
       await conductor?.close();
       await feed?.close();
       await server.close();
       await compute.close();
       await network.close();
+      await block.close();
       await identity.close();
       for (const w of workers) await w.stop();
     },

@@ -20,6 +20,8 @@ import type { TopologyOptions } from '../../infra/runtime/topology.js';
 import { ComputeFeed } from '../../infra/sagas/compute.feed.js';
 import { startConsoleServer, type ConsoleServer } from './console.server.js';
 import type { ComputeDriver, GuestInterface, GuestSpec } from './driver.js';
+import type { BlockFeed } from '../../infra/sagas/block.feed.js';
+import { VolumeAttachments } from './volume-attachments.js';
 
 export interface InventoryConfig {
   total: number;
@@ -58,6 +60,11 @@ export interface ComputeAgentOptions {
   listen?: string;
   /** The endpoint registered when it differs from the listen address (NAT, a wildcard address). */
   advertise?: string;
+  /**
+   * Block volumes of the servers (agents/compute/volume-attachments.ts): follow this block domain
+   * (a feed shared in the process, or its name) and plug, unplug and grow their volumes. Absent: no volumes.
+   */
+  block?: { feed?: BlockFeed; domain?: string };
 }
 
 interface HostAgent {
@@ -83,6 +90,8 @@ export class ComputeAgents {
   private readonly timers: NodeJS.Timeout[] = [];
   private closed = false;
   private console: ConsoleServer | undefined;
+  /** The servers' block volumes, when the agent follows a block domain. */
+  volumes: VolumeAttachments | undefined;
   private readonly now: () => number;
   readonly stats = { spawned: 0, spawnFailures: 0, actions: 0, actionFailures: 0, powerReports: 0, orphansDestroyed: 0 };
 
@@ -126,6 +135,12 @@ export class ComputeAgents {
     agents.timers.push(setInterval(() => void agents.heartbeat(), o.heartbeatMs ?? 10_000));
     agents.timers.push(setInterval(() => void agents.sweep(true), o.syncMs ?? 30_000));
     for (const t of agents.timers) t.unref();
+    if (o.block) {
+      agents.volumes = await VolumeAttachments.start({
+        log: o.log, topology: o.topology, compute: feed, feed: o.block.feed, domain: o.block.domain,
+        hosts: o.hosts.map((h) => ({ hostId: h.hostId, driver: h.driver })), onError: (e) => agents.fail(e),
+      });
+    }
     return agents;
   }
 
@@ -407,6 +422,7 @@ export class ComputeAgents {
   async close(): Promise<void> {
     this.closed = true;
     for (const t of this.timers) clearInterval(t);
+    await this.volumes?.close();
     await this.console?.close();
     await this.bus.close();
     if (this.ownFeed) await this.feed.close();

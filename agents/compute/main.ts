@@ -17,6 +17,8 @@ const agents = await ComputeAgents.start({
   syncMs: config.syncMs,
   listen: config.listen,
   advertise: config.advertise,
+  // The servers' volumes: the block domain of the same cloud (STRATA_BLOCK_DOMAIN for isolated tests).
+  block: { domain: process.env.STRATA_BLOCK_DOMAIN || undefined },
   onError: (e) => process.stderr.write(`compute agent: ${e.message}\n`),
 });
 const ids = config.hosts.map((h) => h.hostId);

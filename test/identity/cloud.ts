@@ -34,7 +34,7 @@ export interface TestCloud {
 
 export async function startTestCloud(
   identity: CloudOptions['identity'] = {},
-  options: { log?: Log; replicationFactor?: number } & Pick<CloudOptions, 'conductor' | 'computeHosts'> = {},
+  options: { log?: Log; replicationFactor?: number } & Pick<CloudOptions, 'conductor' | 'computeHosts' | 'blockHosts'> = {},
 ): Promise<TestCloud> {
   const dir = mkdtempSync(join(tmpdir(), 'strata-identity-'));
   const logPath = join(dir, 'log.db');
@@ -53,6 +53,7 @@ export async function startTestCloud(
     // Identity tests need no conductor; compute tests ask for one (and for hosts).
     conductor: options.conductor ?? false,
     computeHosts: options.computeHosts,
+    blockHosts: options.blockHosts,
   });
   const url = `grpcs://127.0.0.1:${cloud.identity.port}`;
   const boot = await bootstrap(cloud.identity.writer, { adminPassword: ADMIN_PASSWORD, identityUrl: url });

@@ -1,0 +1,379 @@
+// The block agent: a level-triggered reconciler per storage host. It folds the block domain
+// (BlockFeed: the deciders' own states), and for each volume, snapshot, backup and attachment
+// the log gives its host it converges the disk to what the status asks and reports the outcome
+// as a command to that aggregate:
+//   volume creating         -> make the file (blank, or from a snapshot, volume, backup or image)
+//   volume deleting         -> remove the file
+//   volume extending        -> grow it (through its NBD daemon when exported: online)
+//   attachment attaching    -> start an NBD export for it and report the connection
+//   an export no attachment names any more -> stop it
+//   snapshot creating/deleting, backup creating/deleting/restoring -> the same, for their files
+// Operations are idempotent (agents/block/volume-store.ts, nbd-exports.ts, backup-store.ts), so a
+// pass repeated after a crash converges instead of doing anything twice; a report the decider
+// refuses (the state moved on meanwhile) is harmless. At start the agent removes the temp files
+// an interrupted operation left, registers the host with its backend, zone and capacity, and
+// reports the capacity again whenever it changes.
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import type { Message } from '../../domains/kernel/decider.js';
+import { blockCodecFor } from '../../infra/codecs/block.codec.js';
+import type { Actor, Reply } from '../../infra/envelope/envelope.js';
+import type { Log } from '../../infra/log/log.js';
+import { CommandBus } from '../../infra/runtime/command-bus.js';
+import type { TopologyOptions } from '../../infra/runtime/topology.js';
+import { followBlock, type BlockFeed, type VolumeState } from '../../infra/sagas/block.feed.js';
+import { BackupStore } from './backup-store.js';
+import { NbdExports } from './nbd-exports.js';
+import { findVolumeFile, VolumeStore, type ReconcileReport, type VolumeSource } from './volume-store.js';
+
+export interface BlockAgentOptions {
+  log: Log;
+  topology: TopologyOptions;
+  hostId: string;
+  /** volume_backend_name of this host's volumes (a type's backend picks it). */
+  backend: string;
+  availabilityZone: string;
+  /** Volume, snapshot, export and backup files live under it. */
+  stateDir: string;
+  /** Capacity to report; default: the size of the filesystem holding stateDir. */
+  totalGb?: number;
+  /** Where images for volumes from images are (the compute image directory until images land: <id>.qcow2 or <id>/disk.qcow2). */
+  imageDir?: string;
+  /** The block domain's name; default 'block'. */
+  domain?: string;
+  /** Shared with others in the same process; started here when absent. */
+  feed?: BlockFeed;
+  /** Everything is looked at again this often (default 5 s). */
+  resyncMs?: number;
+  onError?: (error: Error) => void;
+}
+
+interface Op {
+  key: string;
+  run: () => Promise<void>;
+}
+
+export class BlockAgent {
+  readonly volumes: VolumeStore;
+  readonly exports: NbdExports;
+  readonly backups: BackupStore;
+  private readonly actor: Actor;
+  private readonly inFlight = new Set<string>();
+  private timer: NodeJS.Timeout | undefined;
+  private closed = false;
+  private running = false;
+  private again = false;
+  private pass: Promise<void> = Promise.resolve();
+  private lastCapacity = '';
+  readonly stats = { operations: 0, failures: 0, refusedReports: 0 };
+
+  private constructor(
+    private readonly o: BlockAgentOptions,
+    readonly feed: BlockFeed,
+    private readonly ownFeed: boolean,
+    private readonly bus: CommandBus,
+  ) {
+    this.exports = new NbdExports(o.stateDir);
+    this.volumes = new VolumeStore(o.stateDir, { totalGb: o.totalGb, online: this.exports });
+    this.backups = new BackupStore(o.stateDir);
+    this.actor = { userId: `strata-block-agent/${o.hostId}`, projectId: '', roles: ['admin', 'service'] };
+  }
+
+  static async start(o: BlockAgentOptions): Promise<BlockAgent> {
+    const feed = o.feed ?? (await followBlock({ log: o.log, topology: o.topology, domain: o.domain }));
+    const bus = await CommandBus.connect({ log: o.log, timeoutMs: 30_000 });
+    const agent = new BlockAgent(o, feed, !o.feed, bus);
+    // Nothing of ours runs yet: every temp file is a leftover of an interrupted operation.
+    await agent.volumes.cleanTemps();
+    const { totalGb } = await agent.volumes.capacity();
+    await agent.report('block_host', o.hostId, { type: 'RegisterBlockHost', hostId: o.hostId, backend: o.backend, availabilityZone: o.availabilityZone, totalGb, backupStore: true }, `register/${o.backend}/${o.availabilityZone}/${totalGb}`);
+    feed.onChange(() => agent.kick());
+    agent.timer = setInterval(() => agent.kick(true), o.resyncMs ?? 5_000);
+    agent.timer.unref();
+    agent.kick(true);
+    return agent;
+  }
+
+  get hostId(): string {
+    return this.o.hostId;
+  }
+
+  /** One pass at a time; a change during a pass runs another after it. */
+  private kick(withCapacity = false): void {
+    if (this.closed) return;
+    if (this.running) {
+      this.again = true;
+      return;
+    }
+    this.running = true;
+    this.pass = (async () => {
+      let capacity = withCapacity;
+      do {
+        this.again = false;
+        try {
+          await this.reconcile();
+          if (capacity) await this.reportCapacity();
+        } catch (e) {
+          this.o.onError?.(e as Error);
+        }
+        capacity = true;
+      } while (this.again && !this.closed);
+      this.running = false;
+    })();
+  }
+
+  /** Resolves when no pass runs (tests). */
+  async settled(): Promise<void> {
+    await this.pass;
+  }
+
+  private async reportCapacity(): Promise<void> {
+    const { totalGb, freeGb } = await this.volumes.capacity();
+    const key = `${totalGb}/${freeGb}`;
+    if (key === this.lastCapacity) return;
+    const reply = await this.report('block_host', this.o.hostId, { type: 'ReportBlockCapacity', hostId: this.o.hostId, totalGb, freeGb }, `capacity/${Date.now()}`);
+    if (reply.kind === 'accepted') this.lastCapacity = key;
+  }
+
+  /** Sends a report; a refusal (the state moved on) is counted, not thrown. */
+  private async report(aggregateType: string, aggregateId: string, command: Message & Record<string, unknown>, key: string): Promise<Reply> {
+    const commandId = `block-agent/${this.o.hostId}/${aggregateType}/${aggregateId}/${key}`;
+    const reply = await this.bus.send({
+      domain: this.o.domain ?? 'block',
+      aggregateType,
+      aggregateId,
+      type: command.type,
+      payload: blockCodecFor(aggregateType).encodeCommand(command),
+      actor: this.actor,
+      commandId,
+      correlationId: commandId,
+      issuedAtMs: Date.now(),
+    });
+    if (reply.kind === 'accepted') await this.feed.caughtUp(reply.position, reply.events.length);
+    else this.stats.refusedReports++;
+    return reply;
+  }
+
+  /** Runs an operation once at a time per key; its failure is reported by onFailure. */
+  private async runOp(op: Op): Promise<void> {
+    if (this.inFlight.has(op.key)) return;
+    this.inFlight.add(op.key);
+    try {
+      this.stats.operations++;
+      await op.run();
+    } catch (e) {
+      this.stats.failures++;
+      this.o.onError?.(new Error(`block agent ${this.o.hostId}: ${op.key}: ${(e as Error).message}`));
+    } finally {
+      this.inFlight.delete(op.key);
+    }
+  }
+
+  /** Runs `work`; reports `done` after it, or `failed(reason)` when it throws. */
+  private attempt(work: () => Promise<void>, done: () => Promise<unknown>, failed: (reason: string) => Promise<unknown>): () => Promise<void> {
+    return async () => {
+      let ok = true;
+      try {
+        await work();
+      } catch (e) {
+        ok = false;
+        await failed((e as Error).message.slice(0, 250));
+      }
+      if (ok) await done();
+    };
+  }
+
+  private imagePath(imageId: string): string | undefined {
+    if (!this.o.imageDir || !/^[A-Za-z0-9][A-Za-z0-9._-]*$/.test(imageId)) return undefined;
+    for (const p of [join(this.o.imageDir, `${imageId}.qcow2`), join(this.o.imageDir, imageId, 'disk.qcow2'), join(this.o.imageDir, `${imageId}.raw`)]) if (existsSync(p)) return p;
+    return undefined;
+  }
+
+  private async sourceOf(v: VolumeState): Promise<VolumeSource | undefined> {
+    const { kind, id } = v.volume.source ?? { kind: '', id: '' };
+    if (!kind) return undefined;
+    if (kind === 'snapshot') return { kind, path: this.volumes.snapshotPath(id) };
+    if (kind === 'backup') return { kind, path: this.backups.backupDir(id) };
+    if (kind === 'volume') {
+      const file = await findVolumeFile(this.o.stateDir, id);
+      if (!file) throw new Error(`source volume ${id} has no file on storage host ${this.o.hostId}`);
+      return { kind, path: file.path, format: file.format };
+    }
+    const path = this.imagePath(id);
+    if (!path) throw new Error(`image ${id} was not found on storage host ${this.o.hostId}`);
+    return { kind: 'image', path };
+  }
+
+  /** What the log asks of this host now, as operations. */
+  private duties(): Op[] {
+    const me = this.o.hostId;
+    const view = this.feed.view;
+    const ops: Op[] = [];
+    const failedVolume = (id: string) => (reason: string) => this.report('volume', id, { type: 'ReportVolumeFailed', hostId: me, reason }, `failed/${reason.length}/${Date.now()}`);
+    for (const v of view.volumes()) {
+      if (v.hostId !== me) continue;
+      const id = v.id;
+      if (v.status === 'creating') {
+        ops.push({
+          key: `volume/${id}`,
+          run: this.attempt(
+            async () => this.volumes.create(id, v.volume.sizeGb, v.volume.format || 'qcow2', await this.sourceOf(v)),
+            () => this.report('volume', id, { type: 'ReportVolumeCreated', hostId: me }, 'created'),
+            failedVolume(id),
+          ),
+        });
+      } else if (v.status === 'deleting') {
+        ops.push({
+          key: `volume/${id}`,
+          run: this.attempt(
+            async () => {
+              // Exports of attachments gone meanwhile may not be stopped yet: stop them, and their daemons.
+              await this.stopStaleExports();
+              for (const a of v.attachments) await this.exports.unexport(a.id);
+              await this.exports.reap();
+              await this.volumes.delete(id);
+            },
+            () => this.report('volume', id, { type: 'ReportVolumeDeleted', hostId: me }, 'deleted'),
+            failedVolume(id),
+          ),
+        });
+      } else if (v.status === 'extending') {
+        const sizeGb = v.extendingToGb;
+        if (sizeGb > 0) {
+          ops.push({
+            key: `volume/${id}`,
+            run: this.attempt(
+              () => this.volumes.extend(id, sizeGb),
+              () => this.report('volume', id, { type: 'ReportVolumeExtended', hostId: me, sizeGb }, `extended/${sizeGb}`),
+              failedVolume(id),
+            ),
+          });
+        }
+      }
+      for (const a of v.attachments) {
+        if (a.status !== 'attaching' || a.connection?.host) continue;
+        ops.push({
+          key: `export/${a.id}`,
+          run: this.attempt(
+            async () => {
+              const connection = await this.exports.export(a.id, id, { readOnly: a.mode === 'ro' });
+              await this.report('volume', id, { type: 'ReportAttachmentExported', attachmentId: a.id, hostId: me, connection }, `exported/${a.id}`);
+            },
+            async () => undefined,
+            (reason) => this.report('volume', id, { type: 'ReportAttachmentFailed', attachmentId: a.id, reason }, `export-failed/${a.id}`),
+          ),
+        });
+      }
+    }
+    for (const s of view.snapshots()) {
+      if (s.hostId !== me) continue;
+      const failed = (reason: string) => this.report('snapshot', s.id, { type: 'ReportSnapshotFailed', hostId: me, reason }, `failed/${s.status}`);
+      if (s.status === 'creating') {
+        ops.push({ key: `snapshot/${s.id}`, run: this.attempt(() => this.volumes.snapshot(s.snapshot.volumeId, s.id), () => this.report('snapshot', s.id, { type: 'ReportSnapshotCreated', hostId: me }, 'created'), failed) });
+      } else if (s.status === 'deleting') {
+        ops.push({ key: `snapshot/${s.id}`, run: this.attempt(() => this.volumes.deleteSnapshot(s.id), () => this.report('snapshot', s.id, { type: 'ReportSnapshotDeleted', hostId: me }, 'deleted'), failed) });
+      }
+    }
+    for (const b of view.backups()) {
+      if (b.hostId !== me) continue;
+      const failed = (reason: string) => this.report('backup', b.id, { type: 'ReportBackupFailed', hostId: me, reason }, `failed/${b.status}/${b.restoreVolumeId}`);
+      if (b.status === 'creating') {
+        let result = { checksum: '', sizeBytes: 0 };
+        ops.push({
+          key: `backup/${b.id}`,
+          run: this.attempt(
+            async () => {
+              if (!(await findVolumeFile(this.o.stateDir, b.backup.volumeId))) throw new Error(`volume ${b.backup.volumeId} has no file on storage host ${me}`);
+              result = await this.backups.backupVolume(this.volumes, b.backup.volumeId, b.id);
+            },
+            () => this.report('backup', b.id, { type: 'ReportBackupCreated', hostId: me, checksum: result.checksum, sizeBytes: result.sizeBytes }, 'created'),
+            failed,
+          ),
+        });
+      } else if (b.status === 'deleting') {
+        ops.push({ key: `backup/${b.id}`, run: this.attempt(() => this.backups.delete(b.id), () => this.report('backup', b.id, { type: 'ReportBackupDeleted', hostId: me }, 'deleted'), failed) });
+      } else if (b.status === 'restoring' && b.restoreVolumeId) {
+        const target = view.volume(b.restoreVolumeId);
+        const volumeId = b.restoreVolumeId;
+        ops.push({
+          key: `backup/${b.id}`,
+          run: this.attempt(
+            async () => {
+              if (target?.status !== 'restoring-backup') return;
+              await this.restoreInto(b.id, volumeId, target.volume.sizeGb);
+            },
+            async () => {
+              if (target?.status === 'restoring-backup') {
+                const sizeGb = Math.max(target.volume.sizeGb, b.backup.sizeGb);
+                await this.report('volume', volumeId, { type: 'EndVolumeRestore', backupId: b.id, sizeGb }, `restored/${b.id}`);
+              }
+              await this.report('backup', b.id, { type: 'ReportBackupRestored', hostId: me, volumeId }, `restored/${volumeId}`);
+            },
+            async (reason) => {
+              if (target?.status === 'restoring-backup') await this.report('volume', volumeId, { type: 'ReportVolumeFailed', hostId: me, reason }, `restore-failed/${b.id}`);
+              await failed(reason);
+            },
+          ),
+        });
+      }
+    }
+    return ops;
+  }
+
+  /** Replaces a volume's data with a backup's: restored to a temp volume, then swapped in. */
+  private async restoreInto(backupId: string, volumeId: string, sizeGb: number): Promise<void> {
+    const file = await findVolumeFile(this.o.stateDir, volumeId);
+    const format = file?.format ?? 'qcow2';
+    const staging = `restore-${backupId}-${volumeId}`;
+    await this.volumes.delete(staging);
+    await this.volumes.create(staging, sizeGb, format, { kind: 'backup', path: this.backups.backupDir(backupId) });
+    const { rename } = await import('node:fs/promises');
+    await rename(this.volumes.volumePath(staging, format), this.volumes.volumePath(volumeId, format));
+  }
+
+  /** The attachments of this host's volumes that may have an export. */
+  private wantedExports(): Set<string> {
+    return new Set(this.feed.view.volumes().filter((v) => v.hostId === this.o.hostId && v.status !== 'deleted').flatMap((v) => v.attachments.map((a) => a.id)));
+  }
+
+  /** Stops the exports no attachment of ours names any more (detached, failed, the volume deleted). */
+  private async stopStaleExports(): Promise<void> {
+    const wanted = this.wantedExports();
+    for (const attachmentId of await this.exports.list()) if (!wanted.has(attachmentId)) await this.exports.unexport(attachmentId);
+  }
+
+  private async reconcile(): Promise<void> {
+    const ops = this.duties();
+    const wanted = this.wantedExports();
+    for (const attachmentId of await this.exports.list()) {
+      if (!wanted.has(attachmentId)) ops.push({ key: `export/${attachmentId}`, run: () => this.exports.unexport(attachmentId) });
+    }
+    await Promise.all(ops.map((op) => this.runOp(op)));
+    // Daemons left with no export (their last attachment gone) are stopped too.
+    if (ops.some((op) => op.key.startsWith('export/'))) await this.exports.reap().catch((e) => this.o.onError?.(e as Error));
+  }
+
+  /**
+   * The host's files against the log (the reconcile report): orphans are files no live volume or
+   * snapshot of this host names; missing are volumes and snapshots that should have a file here
+   * and have none (creating, failed and deleting ones may rightly have none); temps are leftovers.
+   */
+  async reconcileReport(): Promise<ReconcileReport> {
+    const view = this.feed.view;
+    const mine = <T extends { hostId: string; status: string }>(xs: T[]) => xs.filter((x) => x.hostId === this.o.hostId && x.status !== 'deleted');
+    const volumes = mine(view.volumes());
+    const snapshots = mine(view.snapshots());
+    const report = await this.volumes.reconcileReport({ volumeIds: volumes.map((v) => v.id), snapshotIds: snapshots.map((s) => s.id) });
+    const mayLack = new Set(['creating', 'error', 'deleting', 'error_deleting']);
+    const lacking = new Set([...volumes, ...snapshots].filter((x) => mayLack.has(x.status)).map((x) => x.id));
+    return { ...report, missingVolumes: report.missingVolumes.filter((id) => !lacking.has(id)), missingSnapshots: report.missingSnapshots.filter((id) => !lacking.has(id)) };
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    if (this.timer) clearInterval(this.timer);
+    await this.pass;
+    await this.bus.close();
+    if (this.ownFeed) await this.feed.close();
+  }
+}
