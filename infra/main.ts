@@ -1,5 +1,5 @@
 // The all-in-one Strata process: the log (embedded by default), the read-model store (SQLite by
-// default), the decider workers and the identity, compute and network APIs on one gRPC server with TLS,
+// default), the decider workers and the identity, compute, network and block APIs on one gRPC server with TLS,
 // until SIGINT/SIGTERM.
 // Configuration: infra/config/config.ts, listed in README.md. With STRATA_BOOTSTRAP_PASSWORD
 // set, the first start also runs the bootstrap (as `strata bootstrap` does).
@@ -27,6 +27,13 @@ const vniRange = (process.env.STRATA_NETWORK_VNI_RANGE || '1:65535').split(':').
 if (vniRange.length !== 2 || !vniRange.every((n) => Number.isInteger(n) && n >= 1 && n <= 16_777_215) || vniRange[0] > vniRange[1]) {
   throw new Error(`STRATA_NETWORK_VNI_RANGE must be MIN:MAX within 1:16777215, got "${process.env.STRATA_NETWORK_VNI_RANGE}"`);
 }
+// STRATA_BLOCK_LOCAL=1 (the default): a storage host in this process keeping volume files under
+// <state dir>/block, so volumes work with no agent to set up (0: storage hosts join with `npm run agent:block`).
+const blockLocal = (process.env.STRATA_BLOCK_LOCAL ?? '1').trim();
+if (!['0', '1'].includes(blockLocal)) throw new Error(`STRATA_BLOCK_LOCAL must be 1 or 0, got "${process.env.STRATA_BLOCK_LOCAL}"`);
+const blockHosts = blockLocal === '1'
+  ? [{ hostId: process.env.STRATA_BLOCK_HOST_ID || 'local', backend: process.env.STRATA_BLOCK_BACKEND || 'local', availabilityZone: 'nova', stateDir: join(api.stateDir, 'block'), imageDir: process.env.STRATA_IMAGE_DIR || undefined }]
+  : [];
 const tls = api.insecure ? ('insecure' as const) : await ensureTlsMaterial(join(api.stateDir, 'tls'), api.tlsHosts);
 const cloud = await startCloud({
   log,
@@ -40,6 +47,7 @@ const cloud = await startCloud({
   network: { segmentRanges: { ...DEFAULT_SEGMENT_RANGES, vxlan: { min: vniRange[0], max: vniRange[1] } } },
   computeHosts,
   computeAgentListen: fakeConfig?.listen,
+  blockHosts,
 });
 const scheme = tls === 'insecure' ? 'grpc' : 'grpcs';
 const url = `${scheme}://${api.host}:${cloud.identity.port}`;
@@ -50,6 +58,7 @@ console.log(`strata: domains ${hostedDomains.map((d) => d.name).join(', ')} (${a
 console.log(`strata: identity API at ${url}${tls === 'insecure' ? ' (no TLS)' : `, CA certificate ${tls.caCertPath}`}`);
 console.log(`strata: network API at ${url} (the same server); tenant networks take VXLAN ids from ${vniRange.join(':')}`);
 console.log(`strata: compute API at ${url} (the same server); conductor running; ${computeHosts ? `${computeHosts.length} fake compute host(s) in this process` : 'compute hosts join with `npm run agent:compute`'}`);
+console.log(`strata: block API at ${url} (the same server); ${blockHosts.length ? `storage host ${blockHosts[0].hostId} in this process, volumes in ${blockHosts[0].stateDir}` : 'storage hosts join with `npm run agent:block`'}`);
 
 if (process.env.STRATA_BOOTSTRAP_PASSWORD) {
   const result = await bootstrap(cloud.identity.writer, { adminPassword: process.env.STRATA_BOOTSTRAP_PASSWORD, identityUrl: url });
