@@ -353,20 +353,9 @@ export class BlockAgent {
     if (ops.some((op) => op.key.startsWith('export/'))) await this.exports.reap().catch((e) => this.o.onError?.(e as Error));
   }
 
-  /**
-   * The host's files against the log (the reconcile report): orphans are files no live volume or
-   * snapshot of this host names; missing are volumes and snapshots that should have a file here
-   * and have none (creating, failed and deleting ones may rightly have none); temps are leftovers.
-   */
-  async reconcileReport(): Promise<ReconcileReport> {
-    const view = this.feed.view;
-    const mine = <T extends { hostId: string; status: string }>(xs: T[]) => xs.filter((x) => x.hostId === this.o.hostId && x.status !== 'deleted');
-    const volumes = mine(view.volumes());
-    const snapshots = mine(view.snapshots());
-    const report = await this.volumes.reconcileReport({ volumeIds: volumes.map((v) => v.id), snapshotIds: snapshots.map((s) => s.id) });
-    const mayLack = new Set(['creating', 'error', 'deleting', 'error_deleting']);
-    const lacking = new Set([...volumes, ...snapshots].filter((x) => mayLack.has(x.status)).map((x) => x.id));
-    return { ...report, missingVolumes: report.missingVolumes.filter((id) => !lacking.has(id)), missingSnapshots: report.missingSnapshots.filter((id) => !lacking.has(id)) };
+  /** The host's files against the log: see hostReconcileReport. */
+  reconcileReport(): Promise<ReconcileReport> {
+    return hostReconcileReport(this.feed, this.o.hostId, this.volumes);
   }
 
   async close(): Promise<void> {
@@ -376,4 +365,22 @@ export class BlockAgent {
     await this.bus.close();
     if (this.ownFeed) await this.feed.close();
   }
+}
+
+/**
+ * A storage host's files against the log (the reconcile report): orphans are files no live volume
+ * or snapshot of this host names; missing are volumes and snapshots that should have a file here
+ * and have none (creating, failed and deleting ones may rightly have none); temps are leftovers.
+ * It only reads, so it can be asked of a host whose agent is down (an operator's check, the fault
+ * tests) as well as by the agent itself.
+ */
+export async function hostReconcileReport(feed: BlockFeed, hostId: string, volumes: VolumeStore): Promise<ReconcileReport> {
+  const view = feed.view;
+  const mine = <T extends { hostId: string; status: string }>(xs: T[]) => xs.filter((x) => x.hostId === hostId && x.status !== 'deleted');
+  const hostVolumes = mine(view.volumes());
+  const snapshots = mine(view.snapshots());
+  const report = await volumes.reconcileReport({ volumeIds: hostVolumes.map((v) => v.id), snapshotIds: snapshots.map((s) => s.id) });
+  const mayLack = new Set(['creating', 'error', 'deleting', 'error_deleting']);
+  const lacking = new Set([...hostVolumes, ...snapshots].filter((x) => mayLack.has(x.status)).map((x) => x.id));
+  return { ...report, missingVolumes: report.missingVolumes.filter((id) => !lacking.has(id)), missingSnapshots: report.missingSnapshots.filter((id) => !lacking.has(id)) };
 }
