@@ -20,6 +20,7 @@ import { blockCodecFor } from '../../infra/codecs/block.codec.js';
 import type { Actor, Reply } from '../../infra/envelope/envelope.js';
 import type { Log } from '../../infra/log/log.js';
 import { CommandBus } from '../../infra/runtime/command-bus.js';
+import { SerialPasses } from '../../infra/runtime/serial-passes.js';
 import type { TopologyOptions } from '../../infra/runtime/topology.js';
 import { followBlock, type BlockFeed, type VolumeState } from '../../infra/sagas/block.feed.js';
 import { BackupStore } from './backup-store.js';
@@ -60,10 +61,7 @@ export class BlockAgent {
   private readonly actor: Actor;
   private readonly inFlight = new Set<string>();
   private timer: NodeJS.Timeout | undefined;
-  private closed = false;
-  private running = false;
-  private again = false;
-  private pass: Promise<void> = Promise.resolve();
+  private readonly passes: SerialPasses;
   private lastCapacity = '';
   readonly stats = { operations: 0, failures: 0, refusedReports: 0 };
 
@@ -77,6 +75,11 @@ export class BlockAgent {
     this.volumes = new VolumeStore(o.stateDir, { totalGb: o.totalGb, online: this.exports });
     this.backups = new BackupStore(o.stateDir);
     this.actor = { userId: `strata-block-agent/${o.hostId}`, projectId: '', roles: ['admin', 'service'] };
+    // Every pass reconciles, then reports the capacity if it changed.
+    this.passes = new SerialPasses(async () => {
+      await this.reconcile();
+      await this.reportCapacity();
+    }, (e) => o.onError?.(e));
   }
 
   static async start(o: BlockAgentOptions): Promise<BlockAgent> {
@@ -88,9 +91,9 @@ export class BlockAgent {
     const { totalGb } = await agent.volumes.capacity();
     await agent.report('block_host', o.hostId, { type: 'RegisterBlockHost', hostId: o.hostId, backend: o.backend, availabilityZone: o.availabilityZone, totalGb, backupStore: true }, `register/${o.backend}/${o.availabilityZone}/${totalGb}`);
     feed.onChange(() => agent.kick());
-    agent.timer = setInterval(() => agent.kick(true), o.resyncMs ?? 5_000);
+    agent.timer = setInterval(() => agent.kick(), o.resyncMs ?? 5_000);
     agent.timer.unref();
-    agent.kick(true);
+    agent.kick();
     return agent;
   }
 
@@ -98,33 +101,13 @@ export class BlockAgent {
     return this.o.hostId;
   }
 
-  /** One pass at a time; a change during a pass runs another after it. */
-  private kick(withCapacity = false): void {
-    if (this.closed) return;
-    if (this.running) {
-      this.again = true;
-      return;
-    }
-    this.running = true;
-    this.pass = (async () => {
-      let capacity = withCapacity;
-      do {
-        this.again = false;
-        try {
-          await this.reconcile();
-          if (capacity) await this.reportCapacity();
-        } catch (e) {
-          this.o.onError?.(e as Error);
-        }
-        capacity = true;
-      } while (this.again && !this.closed);
-      this.running = false;
-    })();
+  private kick(): void {
+    this.passes.kick();
   }
 
   /** Resolves when no pass runs (tests). */
-  async settled(): Promise<void> {
-    await this.pass;
+  settled(): Promise<void> {
+    return this.passes.settled();
   }
 
   private async reportCapacity(): Promise<void> {
@@ -359,9 +342,8 @@ export class BlockAgent {
   }
 
   async close(): Promise<void> {
-    this.closed = true;
     if (this.timer) clearInterval(this.timer);
-    await this.pass;
+    await this.passes.close();
     await this.bus.close();
     if (this.ownFeed) await this.feed.close();
   }

@@ -13,6 +13,7 @@ import { blockCodecFor } from '../../infra/codecs/block.codec.js';
 import type { Actor } from '../../infra/envelope/envelope.js';
 import type { Log } from '../../infra/log/log.js';
 import { CommandBus } from '../../infra/runtime/command-bus.js';
+import { SerialPasses } from '../../infra/runtime/serial-passes.js';
 import type { TopologyOptions } from '../../infra/runtime/topology.js';
 import { followBlock, type BlockFeed } from '../../infra/sagas/block.feed.js';
 import type { ComputeFeed } from '../../infra/sagas/compute.feed.js';
@@ -40,10 +41,7 @@ export class VolumeAttachments {
   /** attachment id -> the size (GiB) the guest was last given. */
   private readonly sizes = new Map<string, number>();
   private timer: NodeJS.Timeout | undefined;
-  private closed = false;
-  private running = false;
-  private again = false;
-  private pass: Promise<void> = Promise.resolve();
+  private readonly passes: SerialPasses;
   readonly stats = { attached: 0, detached: 0, extended: 0, failures: 0 };
 
   private constructor(
@@ -51,7 +49,11 @@ export class VolumeAttachments {
     readonly feed: BlockFeed,
     private readonly ownFeed: boolean,
     private readonly bus: CommandBus,
-  ) {}
+  ) {
+    this.passes = new SerialPasses(async () => {
+      await Promise.all(o.hosts.map((h) => this.reconcile(h.hostId, h.driver).catch((e) => o.onError?.(e as Error))));
+    }, (e) => o.onError?.(e));
+  }
 
   static async start(o: VolumeAttachmentsOptions): Promise<VolumeAttachments> {
     const feed = o.feed ?? (await followBlock({ log: o.log, topology: o.topology, domain: o.domain }));
@@ -66,19 +68,7 @@ export class VolumeAttachments {
   }
 
   private kick(): void {
-    if (this.closed) return;
-    if (this.running) {
-      this.again = true;
-      return;
-    }
-    this.running = true;
-    this.pass = (async () => {
-      do {
-        this.again = false;
-        await Promise.all(this.o.hosts.map((h) => this.reconcile(h.hostId, h.driver).catch((e) => this.o.onError?.(e as Error))));
-      } while (this.again && !this.closed);
-      this.running = false;
-    })();
+    this.passes.kick();
   }
 
   private async report(hostId: string, volumeId: string, command: Message & Record<string, unknown>, key: string): Promise<void> {
@@ -177,14 +167,13 @@ export class VolumeAttachments {
     await Promise.all(work);
   }
 
-  async settled(): Promise<void> {
-    await this.pass;
+  settled(): Promise<void> {
+    return this.passes.settled();
   }
 
   async close(): Promise<void> {
-    this.closed = true;
     if (this.timer) clearInterval(this.timer);
-    await this.pass;
+    await this.passes.close();
     await this.bus.close();
     if (this.ownFeed) await this.feed.close();
   }

@@ -14,6 +14,7 @@ import { blockCodecFor } from '../codecs/block.codec.js';
 import type { Actor, Reply } from '../envelope/envelope.js';
 import type { Log } from '../log/log.js';
 import { CommandBus } from '../runtime/command-bus.js';
+import { SerialPasses } from '../runtime/serial-passes.js';
 import type { TopologyOptions } from '../runtime/topology.js';
 import { followBlock, type BlockFeed } from './block.feed.js';
 import type { ComputeFeed } from './compute.feed.js';
@@ -46,10 +47,7 @@ export class BlockConductor {
   /** Volumes to delete once free: attached with delete_on_termination to a server now deleted. */
   private readonly deleteWhenFree = new Set<string>();
   private timer: NodeJS.Timeout | undefined;
-  private closed = false;
-  private pass: Promise<void> = Promise.resolve();
-  private again = false;
-  private running = false;
+  private readonly passes: SerialPasses;
   readonly stats = { steps: 0, refused: 0 };
 
   private constructor(
@@ -57,7 +55,11 @@ export class BlockConductor {
     readonly feed: BlockFeed,
     private readonly ownFeed: boolean,
     private readonly bus: CommandBus,
-  ) {}
+  ) {
+    this.passes = new SerialPasses(async () => {
+      await Promise.all(this.steps().map((s) => this.run(s)));
+    }, (e) => o.onError?.(e));
+  }
 
   static async start(o: BlockConductorOptions): Promise<BlockConductor> {
     const feed = o.feed ?? (await followBlock({ log: o.log, topology: o.topology, domain: o.domain }));
@@ -71,25 +73,8 @@ export class BlockConductor {
     return c;
   }
 
-  /** One pass at a time; a change during a pass runs another after it. */
   private kick(): void {
-    if (this.closed) return;
-    if (this.running) {
-      this.again = true;
-      return;
-    }
-    this.running = true;
-    this.pass = (async () => {
-      do {
-        this.again = false;
-        try {
-          await Promise.all(this.steps().map((s) => this.run(s)));
-        } catch (e) {
-          this.o.onError?.(e as Error);
-        }
-      } while (this.again && !this.closed);
-      this.running = false;
-    })();
+    this.passes.kick();
   }
 
   /** What the views say is owed. */
@@ -157,9 +142,8 @@ export class BlockConductor {
   }
 
   async close(): Promise<void> {
-    this.closed = true;
     if (this.timer) clearInterval(this.timer);
-    await this.pass;
+    await this.passes.close();
     await this.bus.close();
     if (this.ownFeed) await this.feed.close();
   }
