@@ -4,22 +4,20 @@
 // return once the read model shows them; the storage host's part (creating, extending, deleting,
 // exporting) goes on after, and the status shows it. Another project's volume, snapshot or backup
 // is NOT_FOUND before any rule is asked.
-import { SpanKind, SpanStatusCode, context, trace } from '@opentelemetry/api';
-import type { ServerUnaryCall, sendUnaryData, UntypedServiceImplementation } from '@grpc/grpc-js';
+import type { UntypedServiceImplementation } from '@grpc/grpc-js';
 import type { Attachment, Backup, Snapshot, Volume, VolumeType } from '../../domains/block/block.types.js';
 import { BLOCK_QUOTA_DEFAULTS, VOLUME_STATUSES } from '../../domains/block/block.types.js';
 import { scheduleVolume } from '../../domains/block/scheduler.js';
-import { InvalidArgumentError } from '../../domains/kernel/rejection.js';
-import { tracer } from '../../infra/telemetry/telemetry.js';
 import type { BackupRecord, BlockQueries, SnapshotRecord, VolumeRecord } from '../../projections/block/block.queries.js';
 import type { ComputeQueries } from '../../projections/compute/compute.queries.js';
 import type { Authenticator } from '../auth/authenticator.js';
-import { ApiError, invalid, refuse, toServiceError } from '../errors.js';
+import { ApiError, invalid, refuse } from '../errors.js';
 import { blockPolicy, blockRule } from '../policy/block.policy.js';
-import type { Caller, Target } from '../policy/policy.js';
+import type { Caller } from '../policy/policy.js';
 import { actorOf, callerProject, derivedId, pageSize, requestIdOf, required, updateMaskOf, type Req, type Res } from '../request.js';
 import { attachVolume, createBackup, createSnapshot, createVolume, extendVolume, restoreBackup, type SagaContext } from './block.sagas.js';
 import type { BlockWriter } from './block.writer.js';
+import { unaryRpcs } from '../unary-rpc.js';
 
 export interface BlockServiceOptions {
   writer: BlockWriter;
@@ -91,32 +89,7 @@ export function createBlockService(o: BlockServiceOptions): UntypedServiceImplem
   const { writer, queries, authenticator } = o;
   const impl: UntypedServiceImplementation = {};
 
-  type Enforce = (target: Target) => void;
-  type Handler = (req: Req, c: Caller, enforce: Enforce) => Promise<Res>;
-
-  function rpc(name: string, handler: Handler, target?: (req: Req, c: Caller) => Target) {
-    const rule = blockRule(name);
-    if (!blockPolicy.has(rule)) throw new Error(`RPC ${name} has no policy rule ${rule}`);
-    impl[name] = (call: ServerUnaryCall<Req, Res>, callback: sendUnaryData<Res>) => {
-      const span = tracer().startSpan(`strata.block.v1.VolumeService/${name}`, { kind: SpanKind.SERVER, attributes: { 'rpc.method': name } });
-      void context.with(trace.setSpan(context.active(), span), async () => {
-        try {
-          const c = authenticator.authenticate(call.metadata);
-          span.setAttribute('strata.user_id', c.userId);
-          const enforce: Enforce = (t) => blockPolicy.enforce(rule, c, t);
-          if (target) enforce(target(call.request ?? {}, c));
-          callback(null, await handler(call.request ?? {}, c, enforce));
-        } catch (e) {
-          const err = toServiceError(e);
-          if (!(e instanceof ApiError) && !(e instanceof InvalidArgumentError)) console.error(`block ${name}:`, e);
-          span.setStatus({ code: SpanStatusCode.ERROR, message: err.details });
-          callback(err as never, null);
-        } finally {
-          span.end();
-        }
-      });
-    };
-  }
+  const rpc = unaryRpcs({ service: 'strata.block.v1.VolumeService', policy: blockPolicy, ruleOf: blockRule, authenticator, impl, label: 'block' });
 
   const notFound = (message: string, field: string) => new ApiError({ code: 'NOT_FOUND', message, field });
 

@@ -6,21 +6,19 @@
 // shared network is everyone's to see and to put ports on; an external one everyone's to see). A
 // project's "default" security group is made on its first network, port or security group call,
 // and a port that names no group (with port security on) gets it.
-import { SpanKind, SpanStatusCode, context, trace } from '@opentelemetry/api';
-import type { ServerUnaryCall, sendUnaryData, UntypedServiceImplementation } from '@grpc/grpc-js';
-import { InvalidArgumentError } from '../../domains/kernel/rejection.js';
+import type { UntypedServiceImplementation } from '@grpc/grpc-js';
 import { inCidr, parseCidr } from '../../domains/network/ip.js';
 import type { FixedIp, Network, Port, SecurityGroup, SecurityGroupRule, Subnet } from '../../domains/network/network.types.js';
 import { validateNetworkCommand } from '../../domains/network/network.validation.js';
-import { tracer } from '../../infra/telemetry/telemetry.js';
 import type { NetworkQueries, NetworkRecord, PortRecord, SecurityGroupRecord, SecurityGroupRuleRecord, SubnetRecord } from '../../projections/network/network.queries.js';
 import type { Authenticator } from '../auth/authenticator.js';
-import { ApiError, invalid, refuse, toServiceError } from '../errors.js';
+import { ApiError, invalid, refuse } from '../errors.js';
 import { networkPolicy, networkRule } from '../policy/network.policy.js';
 import { actorOf, callerProject, derivedId, pageSize, requestIdOf, required, updateMaskOf, type Req, type Res } from '../request.js';
-import type { Caller, Target } from '../policy/policy.js';
+import type { Caller } from '../policy/policy.js';
 import { changeFixedIps, createNetwork, createPort, DEFAULT_SEGMENT_RANGES, defaultGroupId, defaultSubnet, deleteNetwork, deletePort, makeDefaultGroup, type SagaContext, type SegmentRanges } from './network.sagas.js';
 import type { NetworkWriter } from './network.writer.js';
+import { unaryRpcs, type UnaryHandler } from '../unary-rpc.js';
 import { disassociateFloatingIps } from './router.sagas.js';
 import { registerRouterRpcs } from './router.service.js';
 
@@ -69,34 +67,8 @@ export function createNetworkService(o: NetworkServiceOptions): UntypedServiceIm
   const ranges = o.segmentRanges ?? DEFAULT_SEGMENT_RANGES;
   const impl: UntypedServiceImplementation = {};
 
-  // ---- the RPC wrapper (as ComputeService's) -------------------------------------------------
-
-  type Enforce = (target: Target) => void;
-  type Handler = (req: Req, c: Caller, enforce: Enforce) => Promise<Res>;
-
-  function rpc(name: string, handler: Handler, target?: (req: Req, c: Caller) => Target) {
-    const rule = networkRule(name);
-    if (!networkPolicy.has(rule)) throw new Error(`RPC ${name} has no policy rule ${rule}`);
-    impl[name] = (call: ServerUnaryCall<Req, Res>, callback: sendUnaryData<Res>) => {
-      const span = tracer().startSpan(`strata.network.v1.NetworkService/${name}`, { kind: SpanKind.SERVER, attributes: { 'rpc.method': name } });
-      void context.with(trace.setSpan(context.active(), span), async () => {
-        try {
-          const c = authenticator.authenticate(call.metadata);
-          span.setAttribute('strata.user_id', c.userId);
-          const enforce: Enforce = (t) => networkPolicy.enforce(rule, c, t);
-          if (target) enforce(target(call.request ?? {}, c));
-          callback(null, await handler(call.request ?? {}, c, enforce));
-        } catch (e) {
-          const err = toServiceError(e);
-          if (!(e instanceof ApiError) && !(e instanceof InvalidArgumentError)) console.error(`network ${name}:`, e);
-          span.setStatus({ code: SpanStatusCode.ERROR, message: err.details });
-          callback(err as never, null);
-        } finally {
-          span.end();
-        }
-      });
-    };
-  }
+  const rpc = unaryRpcs({ service: 'strata.network.v1.NetworkService', policy: networkPolicy, ruleOf: networkRule, authenticator, impl, label: 'network' });
+  type Handler = UnaryHandler;
 
   // ---- lookups -------------------------------------------------------------------------------
 

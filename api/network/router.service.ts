@@ -20,13 +20,11 @@ import {
   removeRouterInterface, setRouterGateway, type GatewayRequest,
 } from './router.sagas.js';
 import type { NetworkWriter } from './network.writer.js';
-
-type Enforce = (target: Target) => void;
-type Handler = (req: Req, c: Caller, enforce: Enforce) => Promise<Res>;
+import type { RegisterRpc } from '../unary-rpc.js';
 
 /** What the L3 RPCs borrow from createNetworkService. */
 export interface RouterRpcDeps {
-  rpc: (name: string, handler: Handler, target?: (req: Req, c: Caller) => Target) => void;
+  rpc: RegisterRpc;
   writer: NetworkWriter;
   queries: NetworkQueries;
   saga: (c: Caller, projectId: string, requestId: string) => SagaContext;

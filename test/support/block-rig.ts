@@ -11,8 +11,10 @@ import type { BlockAgent } from '../../agents/block/block.agent.js';
 import type { HostConfig } from '../../agents/compute/compute.agent.js';
 import { FakeDriver } from '../../agents/compute/fake.driver.js';
 import { roleId } from '../../api/identity/bootstrap.js';
+import { KafkaLog } from '../../infra/log/kafka/kafka-log.js';
 import type { StrataClient } from '../../cli/client.js';
 import { startTestCloud, type TestCloud } from '../identity/cloud.js';
+import { KAFKA_NODES, type Backend } from './backends.js';
 import { until } from './wait.js';
 
 export interface BlockRigOptions {
@@ -20,6 +22,8 @@ export interface BlockRigOptions {
   storageHosts?: { hostId?: string; backend?: string; availabilityZone?: string; totalGb?: number }[];
   /** Fake-driver compute hosts. */
   computeHosts?: number;
+  /** The log: embedded (default), or the shared Kafka cluster of the tests. */
+  backend?: Backend;
 }
 
 export interface BlockRig extends TestCloud {
@@ -53,7 +57,13 @@ export async function startBlockRig(o: BlockRigOptions = {}): Promise<BlockRig> 
     drivers.set(hostId, driver);
     return { hostId, availabilityZone: 'nova', inventory: { vcpus: { total: 8, allocationRatio: 4 }, ramMb: { total: 16384, allocationRatio: 1 }, diskGb: { total: 200 } }, driver };
   });
-  const t = await startTestCloud({}, { conductor: computeHosts.length > 0 ? { tickMs: 200 } : false, computeHosts, blockHosts: storage });
+  let log: KafkaLog | undefined;
+  if (o.backend === 'kafka') {
+    const { ensureKafka } = await import('../../infra/kafka/cluster.js');
+    const { brokers } = await ensureKafka({ nodes: KAFKA_NODES });
+    log = new KafkaLog({ brokers, replicationFactor: KAFKA_NODES, minInsyncReplicas: 2 });
+  }
+  const t = await startTestCloud({}, { log, replicationFactor: log ? KAFKA_NODES : 1, conductor: computeHosts.length > 0 ? { tickMs: 200 } : false, computeHosts, blockHosts: storage });
   const admin = t.client(await t.adminToken());
 
   async function newMember() {
