@@ -12,6 +12,7 @@ import { createNetworkApi, NETWORK_SERVICE, type NetworkApi, type NetworkApiOpti
 import { createBlockApi, VOLUME_SERVICE, type BlockApi } from '../api/block/block.api.js';
 import { BlockAgent, type BlockAgentOptions } from '../agents/block/block.agent.js';
 import { BlockConductor } from './sagas/block.conductor.js';
+import { BlockQueries } from '../projections/block/block.queries.js';
 import { followBlock } from './sagas/block.feed.js';
 import { createIdentityApi, IDENTITY_SERVICE, type IdentityApi, type IdentityApiOptions } from '../api/identity/identity.api.js';
 import { ComputeAgents, type HostConfig } from '../agents/compute/compute.agent.js';
@@ -100,6 +101,8 @@ export async function startCloud(o: CloudOptions): Promise<Cloud> {
     now: o.identity?.now,
     // CreateServer and AttachInterface check the networks and ports asked for in the network read models.
     networks: network.queries,
+    // Moves of servers with volumes attached are refused: the block read models say which have some.
+    volumes: new BlockQueries(o.store),
     ...o.compute,
   });
   const block = await createBlockApi({ log: o.log, store: o.store, topology: o.topology, authenticator: identity.authenticator, servers: compute.queries, now: o.identity?.now });

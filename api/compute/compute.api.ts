@@ -14,7 +14,7 @@ import { ComputeQueries, type Server } from '../../projections/compute/compute.q
 import type { NetworkQueries } from '../../projections/network/network.queries.js';
 import type { Authenticator } from '../auth/authenticator.js';
 import { AgentConsoleClient } from './agent-console.js';
-import { createComputeService } from './compute.service.js';
+import { createComputeService, type ComputeServiceOptions } from './compute.service.js';
 import { ComputeWriter } from './compute.writer.js';
 import { ServerWatch } from './server-watch.js';
 
@@ -32,6 +32,8 @@ export interface ComputeApiOptions {
   agentTimeoutMs?: number;
   /** The network read models (the networks and ports servers ask for); absent: servers get no networks. */
   networks?: NetworkQueries;
+  /** The servers' volume attachments; see ComputeServiceOptions. */
+  volumes?: ComputeServiceOptions['volumes'];
 }
 
 export interface ComputeApi {
@@ -56,7 +58,7 @@ export async function createComputeApi(o: ComputeApiOptions): Promise<ComputeApi
   await runner.start();
   const writer = new ComputeWriter(bus, (position) => runner.waitFor(position), o.now);
   const agents = new AgentConsoleClient(o.agentTimeoutMs);
-  const implementation = createComputeService({ writer, queries, authenticator: o.authenticator, watch, now: o.now, consoleOutput: o.consoleOutput, agents, networks: o.networks });
+  const implementation = createComputeService({ writer, queries, authenticator: o.authenticator, watch, now: o.now, consoleOutput: o.consoleOutput, agents, networks: o.networks, volumes: o.volumes });
   return {
     implementation,
     runner,

@@ -53,7 +53,15 @@ export interface ComputeServiceOptions {
   serviceDownMs?: number;
   /** The network read models, to check the networks and ports servers ask for; absent: servers get no networks. */
   networks?: NetworkQueries;
+  /** The servers' volume attachments (block read models); absent: servers have no volumes. */
+  volumes?: { attachmentsOfServer(serverId: string): Promise<{ volumeId: string }[]> };
 }
+
+/**
+ * Actions that move a guest to another host or take it off its host: a server with volumes
+ * attached is refused them until the volumes follow a move (its guest would come up without them).
+ */
+const MOVES_VOLUMES_CANNOT_FOLLOW = new Set(['ResizeServer', 'MigrateServer', 'LiveMigrateServer', 'EvacuateServer', 'ShelveServer', 'ShelveOffloadServer']);
 
 const DEFAULT_WAIT_MS = 30_000;
 const MAX_WAIT_MS = 600_000;
@@ -737,6 +745,12 @@ export function createComputeService(o: ComputeServiceOptions): UntypedServiceIm
       const s = await visibleServer(required('id', req.id), c);
       enforce({ projectId: s.projectId });
       const requestId = requestIdOf(req);
+      if (MOVES_VOLUMES_CANNOT_FOLLOW.has(a.rpc) && o.volumes) {
+        const attached = await o.volumes.attachmentsOfServer(s.id);
+        if (attached.length > 0) {
+          throw refuse('FAILED_PRECONDITION', `Cannot '${a.verb}' server ${s.id} while volumes are attached to it (${attached.map((x) => x.volumeId).join(', ')}): detach them first; moves of servers with volumes are not supported yet`, { state: 'volumes attached' });
+        }
+      }
       const command = await actionCommand(a, req, s, c, requestId);
       validateComputeCommand(command);
       // Keyed by the user and the server as well: request ids are the caller's to choose.

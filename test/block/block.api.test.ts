@@ -126,6 +126,11 @@ describe.each(BACKENDS)('VolumeService with a real block agent and fake compute 
     const again = await errorOf(rig.member.call('AttachVolume', { serverId: server, volumeId: v.id, requestId: 'another' }));
     expect(again.code).toBe(FAILED_PRECONDITION);
     expect(again.details).toMatch(/in-use/);
+    // A server with volumes does not move (its guest would come up without them).
+    const move = await errorOf(rig.admin.call('MigrateServer', { id: server }));
+    expect(move.code).toBe(FAILED_PRECONDITION);
+    expect(move.details).toMatch(new RegExp(`volumes are attached to it \\(${v.id}\\)`));
+    expect((await rig.member.call('GetServer', { id: server })).server.status).toBe('ACTIVE');
     const restore = await errorOf(rig.member.call('ResetVolumeStatus', { id: v.id, status: 'available' }));
     expect(restore.code).toBe(PERMISSION_DENIED);
     const after = (await rig.member.call('GetVolume', { id: v.id })).volume;
