@@ -42,6 +42,8 @@ export class VolumeAttachments {
   private readonly sizes = new Map<string, number>();
   private timer: NodeJS.Timeout | undefined;
   private readonly passes: SerialPasses;
+  /** The next pass also looks for volumes guests hold that nothing names (set by the timer and at start). */
+  private sweepDue = true;
   readonly stats = { attached: 0, detached: 0, extended: 0, failures: 0 };
 
   private constructor(
@@ -51,7 +53,9 @@ export class VolumeAttachments {
     private readonly bus: CommandBus,
   ) {
     this.passes = new SerialPasses(async () => {
-      await Promise.all(o.hosts.map((h) => this.reconcile(h.hostId, h.driver).catch((e) => o.onError?.(e as Error))));
+      const sweep = this.sweepDue;
+      this.sweepDue = false;
+      await this.reconcile(sweep);
     }, (e) => o.onError?.(e));
   }
 
@@ -61,7 +65,10 @@ export class VolumeAttachments {
     const v = new VolumeAttachments(o, feed, !o.feed, bus);
     feed.onChange(() => v.kick());
     o.compute.onChange(() => v.kick());
-    v.timer = setInterval(() => v.kick(), o.resyncMs ?? 5_000);
+    v.timer = setInterval(() => {
+      v.sweepDue = true;
+      v.kick();
+    }, o.resyncMs ?? 5_000);
     v.timer.unref();
     v.kick();
     return v;
@@ -101,67 +108,78 @@ export class VolumeAttachments {
     }
   }
 
-  private async reconcile(hostId: string, driver: ComputeDriver): Promise<void> {
+  /**
+   * One pass over the attachments of this process's hosts; with `sweep` (the periodic pass) also
+   * over their guests, for volumes no attachment names any more. Costs the attachments, not the
+   * servers: a feed change among thousands of fake hosts stays cheap.
+   */
+  private async reconcile(sweep: boolean): Promise<void> {
     const instances = this.o.compute.view.instances;
+    const drivers = new Map(this.o.hosts.map((h) => [h.hostId, h.driver]));
     const work: Promise<void>[] = [];
+    /** server -> the attachments its guest may hold. */
     const named = new Map<string, Set<string>>();
-    for (const { volume, attachment: a } of this.feed.view.attachmentsOnHost(hostId)) {
-      const server = instances.get(a.serverId);
-      const here = Boolean(server && server.host === hostId && HAS_GUEST.has(server.vm));
-      if (here) {
-        const set = named.get(a.serverId) ?? new Set<string>();
-        set.add(a.id);
-        named.set(a.serverId, set);
-      }
-      const key = `${a.serverId}/${a.id}`;
-      if (a.status === 'attaching' && a.connection?.host && here) {
-        work.push(
-          this.once(key, async () => {
-            let device = '';
-            try {
-              ({ device } = await driver.attachVolume(a.serverId, {
-                attachmentId: a.id, volumeId: volume.id, connection: a.connection, readOnly: a.mode === 'ro', serial: volume.id.slice(0, 20),
-              }));
-            } catch (e) {
-              await this.report(hostId, volume.id, { type: 'ReportAttachmentFailed', attachmentId: a.id, reason: (e as Error).message.slice(0, 250) }, `failed/${a.id}`);
-              throw e;
-            }
-            this.sizes.set(a.id, volume.volume.sizeGb);
-            this.stats.attached++;
-            await this.report(hostId, volume.id, { type: 'CompleteAttachment', attachmentId: a.id, device }, `complete/${a.id}`);
-          }),
-        );
-      } else if (a.status === 'detaching') {
-        work.push(
-          this.once(key, async () => {
-            // A guest that is gone (deleted, never here) has nothing to unplug.
-            if (here) await driver.detachVolume(a.serverId, a.id);
-            this.sizes.delete(a.id);
-            this.stats.detached++;
-            await this.report(hostId, volume.id, { type: 'ReportAttachmentDetached', attachmentId: a.id }, `detached/${a.id}`);
-          }),
-        );
-      } else if (a.status === 'attached' && here && volume.status === 'in-use') {
-        // First sight (this agent restarted): the driver's extend is idempotent, so make sure.
-        const had = this.sizes.get(a.id);
-        if (had === undefined || volume.volume.sizeGb > had) {
+    for (const volume of this.feed.view.volumes()) {
+      for (const a of volume.attachments) {
+        const hostId = a.hostId;
+        const driver = drivers.get(hostId);
+        if (!driver) continue;
+        const server = instances.get(a.serverId);
+        const here = Boolean(server && server.host === hostId && HAS_GUEST.has(server.vm));
+        if (here) named.set(a.serverId, (named.get(a.serverId) ?? new Set<string>()).add(a.id));
+        const key = `${a.serverId}/${a.id}`;
+        if (a.status === 'attaching' && a.connection?.host && here) {
           work.push(
             this.once(key, async () => {
-              await driver.extendVolume(a.serverId, a.id, volume.volume.sizeGb * GiB);
+              let device = '';
+              try {
+                ({ device } = await driver.attachVolume(a.serverId, {
+                  attachmentId: a.id, volumeId: volume.id, connection: a.connection, readOnly: a.mode === 'ro', serial: volume.id.slice(0, 20),
+                }));
+              } catch (e) {
+                await this.report(hostId, volume.id, { type: 'ReportAttachmentFailed', attachmentId: a.id, reason: (e as Error).message.slice(0, 250) }, `failed/${a.id}`);
+                throw e;
+              }
               this.sizes.set(a.id, volume.volume.sizeGb);
-              this.stats.extended++;
+              this.stats.attached++;
+              await this.report(hostId, volume.id, { type: 'CompleteAttachment', attachmentId: a.id, device }, `complete/${a.id}`);
             }),
           );
+        } else if (a.status === 'detaching') {
+          work.push(
+            this.once(key, async () => {
+              // A guest that is gone (deleted, never here) has nothing to unplug.
+              if (here) await driver.detachVolume(a.serverId, a.id);
+              this.sizes.delete(a.id);
+              this.stats.detached++;
+              await this.report(hostId, volume.id, { type: 'ReportAttachmentDetached', attachmentId: a.id }, `detached/${a.id}`);
+            }),
+          );
+        } else if (a.status === 'attached' && here && volume.status === 'in-use') {
+          // First sight (this agent restarted): the driver's extend is idempotent, so make sure.
+          const had = this.sizes.get(a.id);
+          if (had === undefined || volume.volume.sizeGb > had) {
+            work.push(
+              this.once(key, async () => {
+                await driver.extendVolume(a.serverId, a.id, volume.volume.sizeGb * GiB);
+                this.sizes.set(a.id, volume.volume.sizeGb);
+                this.stats.extended++;
+              }),
+            );
+          }
         }
       }
     }
-    // Volumes a guest of this host holds that no attachment names any more.
-    for (const [instanceId, server] of instances) {
-      if (server.host !== hostId || !HAS_GUEST.has(server.vm)) continue;
-      const wanted = named.get(instanceId) ?? new Set<string>();
-      const held = await driver.listVolumes(instanceId).catch(() => [] as string[]);
-      for (const attachmentId of held) {
-        if (!wanted.has(attachmentId)) work.push(this.once(`${instanceId}/${attachmentId}`, () => driver.detachVolume(instanceId, attachmentId)));
+    if (sweep) {
+      // Volumes a guest of these hosts holds that no attachment names any more.
+      for (const [instanceId, server] of instances) {
+        const driver = drivers.get(server.host);
+        if (!driver || !HAS_GUEST.has(server.vm)) continue;
+        const wanted = named.get(instanceId) ?? new Set<string>();
+        const held = await driver.listVolumes(instanceId).catch(() => [] as string[]);
+        for (const attachmentId of held) {
+          if (!wanted.has(attachmentId)) work.push(this.once(`${instanceId}/${attachmentId}`, () => driver.detachVolume(instanceId, attachmentId)));
+        }
       }
     }
     await Promise.all(work);

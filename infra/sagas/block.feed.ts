@@ -122,11 +122,6 @@ export class BlockView implements FoldedView<DecodedEvent> {
     const c = this.states.get('block_quota')?.get(projectId)?.context as QuotaState | undefined;
     return new Set(Object.keys(c?.reservations ?? {}));
   }
-
-  /** The attachments whose server runs on a compute host, with their volume. */
-  attachmentsOnHost(hostId: string): { volume: VolumeState; attachment: Attachment }[] {
-    return this.volumes().flatMap((v) => v.attachments.filter((a) => a.hostId === hostId).map((attachment) => ({ volume: v, attachment })));
-  }
 }
 
 export type BlockFeed = DomainFeed<BlockView, DecodedEvent>;
