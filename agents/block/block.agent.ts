@@ -14,6 +14,7 @@
 // an interrupted operation left, registers the host with its backend, zone and capacity, and
 // reports the capacity again whenever it changes.
 import { existsSync } from 'node:fs';
+import { mkdir, statfs } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Message } from '../../domains/kernel/decider.js';
 import { blockCodecFor } from '../../infra/codecs/block.codec.js';
@@ -63,6 +64,10 @@ export class BlockAgent {
   private timer: NodeJS.Timeout | undefined;
   private readonly passes: SerialPasses;
   private lastCapacity = '';
+  private totalGb = 0;
+  /** Operations under way (a pass starts them and goes on). */
+  private readonly running = new Set<Promise<void>>();
+  private closing = false;
   readonly stats = { operations: 0, failures: 0, refusedReports: 0 };
 
   private constructor(
@@ -88,7 +93,8 @@ export class BlockAgent {
     const agent = new BlockAgent(o, feed, !o.feed, bus);
     // Nothing of ours runs yet: every temp file is a leftover of an interrupted operation.
     await agent.volumes.cleanTemps();
-    const { totalGb } = await agent.volumes.capacity();
+    agent.totalGb = o.totalGb ?? (await filesystemGb(o.stateDir));
+    const totalGb = agent.totalGb;
     await agent.report('block_host', o.hostId, { type: 'RegisterBlockHost', hostId: o.hostId, backend: o.backend, availabilityZone: o.availabilityZone, totalGb, backupStore: true }, `register/${o.backend}/${o.availabilityZone}/${totalGb}`);
     feed.onChange(() => agent.kick());
     agent.timer = setInterval(() => agent.kick(), o.resyncMs ?? 5_000);
@@ -110,8 +116,22 @@ export class BlockAgent {
     return this.passes.settled();
   }
 
+  /**
+   * Total and free GiB, as Cinder's volume manager counts them: free is the total minus what the
+   * host's volumes and snapshots are allotted in the log (not a walk over the files, which would
+   * cost a qemu-img run per volume on every pass).
+   */
+  capacity(): { totalGb: number; freeGb: number } {
+    const view = this.feed.view;
+    const me = this.o.hostId;
+    let allocated = 0;
+    for (const v of view.volumes()) if (v.hostId === me && v.status !== 'deleted') allocated += v.volume.sizeGb;
+    for (const s of view.snapshots()) if (s.hostId === me && s.status !== 'deleted') allocated += s.snapshot.sizeGb;
+    return { totalGb: this.totalGb, freeGb: Math.max(0, this.totalGb - allocated) };
+  }
+
   private async reportCapacity(): Promise<void> {
-    const { totalGb, freeGb } = await this.volumes.capacity();
+    const { totalGb, freeGb } = this.capacity();
     const key = `${totalGb}/${freeGb}`;
     if (key === this.lastCapacity) return;
     const reply = await this.report('block_host', this.o.hostId, { type: 'ReportBlockCapacity', hostId: this.o.hostId, totalGb, freeGb }, `capacity/${Date.now()}`);
@@ -138,15 +158,28 @@ export class BlockAgent {
   }
 
   /** Runs an operation once at a time per key; its failure is reported by onFailure. */
-  private async runOp(op: Op): Promise<void> {
-    if (this.inFlight.has(op.key)) return;
+  /**
+   * Starts an operation unless one of its key runs; a pass does not wait for it (a backup may take
+   * minutes; a create behind it must not), and its end asks for another pass.
+   */
+  private start(op: Op): void {
+    if (this.inFlight.has(op.key) || this.closing) return;
+    // A failed one waits for the resync timer: no busy retry.
+    const p = this.runOp(op).then((ok) => (ok ? this.kick() : undefined));
+    this.running.add(p);
+    void p.finally(() => this.running.delete(p));
+  }
+
+  private async runOp(op: Op): Promise<boolean> {
     this.inFlight.add(op.key);
     try {
       this.stats.operations++;
       await op.run();
+      return true;
     } catch (e) {
       this.stats.failures++;
       this.o.onError?.(new Error(`block agent ${this.o.hostId}: ${op.key}: ${(e as Error).message}`));
+      return false;
     } finally {
       this.inFlight.delete(op.key);
     }
@@ -329,11 +362,18 @@ export class BlockAgent {
     const ops = this.duties();
     const wanted = this.wantedExports();
     for (const attachmentId of await this.exports.list()) {
-      if (!wanted.has(attachmentId)) ops.push({ key: `export/${attachmentId}`, run: () => this.exports.unexport(attachmentId) });
+      if (!wanted.has(attachmentId)) {
+        ops.push({
+          key: `export/${attachmentId}`,
+          run: async () => {
+            await this.exports.unexport(attachmentId);
+            // A daemon left with no export (its volume's last attachment gone) is stopped too.
+            await this.exports.reap();
+          },
+        });
+      }
     }
-    await Promise.all(ops.map((op) => this.runOp(op)));
-    // Daemons left with no export (their last attachment gone) are stopped too.
-    if (ops.some((op) => op.key.startsWith('export/'))) await this.exports.reap().catch((e) => this.o.onError?.(e as Error));
+    for (const op of ops) this.start(op);
   }
 
   /** The host's files against the log: see hostReconcileReport. */
@@ -342,8 +382,10 @@ export class BlockAgent {
   }
 
   async close(): Promise<void> {
+    this.closing = true;
     if (this.timer) clearInterval(this.timer);
     await this.passes.close();
+    await Promise.all([...this.running]);
     await this.bus.close();
     if (this.ownFeed) await this.feed.close();
   }
@@ -365,4 +407,11 @@ export async function hostReconcileReport(feed: BlockFeed, hostId: string, volum
   const mayLack = new Set(['creating', 'error', 'deleting', 'error_deleting']);
   const lacking = new Set([...hostVolumes, ...snapshots].filter((x) => mayLack.has(x.status)).map((x) => x.id));
   return { ...report, missingVolumes: report.missingVolumes.filter((id) => !lacking.has(id)), missingSnapshots: report.missingSnapshots.filter((id) => !lacking.has(id)) };
+}
+
+/** The size of the filesystem holding `dir`, in whole GiB. */
+async function filesystemGb(dir: string): Promise<number> {
+  await mkdir(dir, { recursive: true });
+  const fs = await statfs(dir);
+  return Math.floor((fs.blocks * fs.bsize) / 1024 ** 3);
 }

@@ -42,6 +42,8 @@ export class VolumeAttachments {
   private readonly sizes = new Map<string, number>();
   private timer: NodeJS.Timeout | undefined;
   private readonly passes: SerialPasses;
+  private readonly running = new Set<Promise<void>>();
+  private closing = false;
   /** The next pass also looks for volumes guests hold that nothing names (set by the timer and at start). */
   private sweepDue = true;
   readonly stats = { attached: 0, detached: 0, extended: 0, failures: 0 };
@@ -95,14 +97,24 @@ export class VolumeAttachments {
     if (reply.kind === 'accepted') await this.feed.caughtUp(reply.position, reply.events.length);
   }
 
-  private async once(key: string, work: () => Promise<void>): Promise<void> {
-    if (this.inFlight.has(key)) return;
+  /** Starts `work` unless work of its key runs; a pass does not wait for it (a detach may take a minute), and its end asks for another pass. */
+  private once(key: string, work: () => Promise<void>): void {
+    if (this.inFlight.has(key) || this.closing) return;
+    // A failed one waits for the resync timer: no busy retry.
+    const p = this.runWork(key, work).then((ok) => (ok ? this.kick() : undefined));
+    this.running.add(p);
+    void p.finally(() => this.running.delete(p));
+  }
+
+  private async runWork(key: string, work: () => Promise<void>): Promise<boolean> {
     this.inFlight.add(key);
     try {
       await work();
+      return true;
     } catch (e) {
       this.stats.failures++;
       this.o.onError?.(new Error(`volume attachments: ${key}: ${(e as Error).message}`));
+      return false;
     } finally {
       this.inFlight.delete(key);
     }
@@ -116,7 +128,6 @@ export class VolumeAttachments {
   private async reconcile(sweep: boolean): Promise<void> {
     const instances = this.o.compute.view.instances;
     const drivers = new Map(this.o.hosts.map((h) => [h.hostId, h.driver]));
-    const work: Promise<void>[] = [];
     /** server -> the attachments its guest may hold. */
     const named = new Map<string, Set<string>>();
     for (const volume of this.feed.view.volumes()) {
@@ -129,43 +140,37 @@ export class VolumeAttachments {
         if (here) named.set(a.serverId, (named.get(a.serverId) ?? new Set<string>()).add(a.id));
         const key = `${a.serverId}/${a.id}`;
         if (a.status === 'attaching' && a.connection?.host && here) {
-          work.push(
-            this.once(key, async () => {
-              let device = '';
-              try {
-                ({ device } = await driver.attachVolume(a.serverId, {
-                  attachmentId: a.id, volumeId: volume.id, connection: a.connection, readOnly: a.mode === 'ro', serial: volume.id.slice(0, 20),
-                }));
-              } catch (e) {
-                await this.report(hostId, volume.id, { type: 'ReportAttachmentFailed', attachmentId: a.id, reason: (e as Error).message.slice(0, 250) }, `failed/${a.id}`);
-                throw e;
-              }
-              this.sizes.set(a.id, volume.volume.sizeGb);
-              this.stats.attached++;
-              await this.report(hostId, volume.id, { type: 'CompleteAttachment', attachmentId: a.id, device }, `complete/${a.id}`);
-            }),
-          );
+          this.once(key, async () => {
+            let device = '';
+            try {
+              ({ device } = await driver.attachVolume(a.serverId, {
+                attachmentId: a.id, volumeId: volume.id, connection: a.connection, readOnly: a.mode === 'ro', serial: volume.id.slice(0, 20),
+              }));
+            } catch (e) {
+              await this.report(hostId, volume.id, { type: 'ReportAttachmentFailed', attachmentId: a.id, reason: (e as Error).message.slice(0, 250) }, `failed/${a.id}`);
+              throw e;
+            }
+            this.sizes.set(a.id, volume.volume.sizeGb);
+            this.stats.attached++;
+            await this.report(hostId, volume.id, { type: 'CompleteAttachment', attachmentId: a.id, device }, `complete/${a.id}`);
+          });
         } else if (a.status === 'detaching') {
-          work.push(
-            this.once(key, async () => {
-              // A guest that is gone (deleted, never here) has nothing to unplug.
-              if (here) await driver.detachVolume(a.serverId, a.id);
-              this.sizes.delete(a.id);
-              this.stats.detached++;
-              await this.report(hostId, volume.id, { type: 'ReportAttachmentDetached', attachmentId: a.id }, `detached/${a.id}`);
-            }),
-          );
+          this.once(key, async () => {
+            // A guest that is gone (deleted, never here) has nothing to unplug.
+            if (here) await driver.detachVolume(a.serverId, a.id);
+            this.sizes.delete(a.id);
+            this.stats.detached++;
+            await this.report(hostId, volume.id, { type: 'ReportAttachmentDetached', attachmentId: a.id }, `detached/${a.id}`);
+          });
         } else if (a.status === 'attached' && here && volume.status === 'in-use') {
           // First sight (this agent restarted): the driver's extend is idempotent, so make sure.
           const had = this.sizes.get(a.id);
           if (had === undefined || volume.volume.sizeGb > had) {
-            work.push(
-              this.once(key, async () => {
-                await driver.extendVolume(a.serverId, a.id, volume.volume.sizeGb * GiB);
-                this.sizes.set(a.id, volume.volume.sizeGb);
-                this.stats.extended++;
-              }),
-            );
+            this.once(key, async () => {
+              await driver.extendVolume(a.serverId, a.id, volume.volume.sizeGb * GiB);
+              this.sizes.set(a.id, volume.volume.sizeGb);
+              this.stats.extended++;
+            });
           }
         }
       }
@@ -178,11 +183,10 @@ export class VolumeAttachments {
         const wanted = named.get(instanceId) ?? new Set<string>();
         const held = await driver.listVolumes(instanceId).catch(() => [] as string[]);
         for (const attachmentId of held) {
-          if (!wanted.has(attachmentId)) work.push(this.once(`${instanceId}/${attachmentId}`, () => driver.detachVolume(instanceId, attachmentId)));
+          if (!wanted.has(attachmentId)) this.once(`${instanceId}/${attachmentId}`, () => driver.detachVolume(instanceId, attachmentId));
         }
       }
     }
-    await Promise.all(work);
   }
 
   settled(): Promise<void> {
@@ -190,8 +194,10 @@ export class VolumeAttachments {
   }
 
   async close(): Promise<void> {
+    this.closing = true;
     if (this.timer) clearInterval(this.timer);
     await this.passes.close();
+    await Promise.all([...this.running]);
     await this.bus.close();
     if (this.ownFeed) await this.feed.close();
   }

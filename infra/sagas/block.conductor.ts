@@ -48,6 +48,8 @@ export class BlockConductor {
   private readonly deleteWhenFree = new Set<string>();
   private timer: NodeJS.Timeout | undefined;
   private readonly passes: SerialPasses;
+  private readonly running = new Set<Promise<void>>();
+  private closing = false;
   readonly stats = { steps: 0, refused: 0 };
 
   private constructor(
@@ -56,8 +58,15 @@ export class BlockConductor {
     private readonly ownFeed: boolean,
     private readonly bus: CommandBus,
   ) {
+    // A pass starts the steps owed and goes on; a step's end asks for another pass.
     this.passes = new SerialPasses(async () => {
-      await Promise.all(this.steps().map((s) => this.run(s)));
+      for (const step of this.steps()) {
+        if (this.inFlight.has(step.key) || this.closing) continue;
+        // A refused or failed step waits for the timer: no busy retry.
+        const p = this.run(step).then((ok) => (ok ? this.kick() : undefined));
+        this.running.add(p);
+        void p.finally(() => this.running.delete(p));
+      }
     }, (e) => o.onError?.(e));
   }
 
@@ -116,8 +125,7 @@ export class BlockConductor {
     return out;
   }
 
-  private async run(step: Step): Promise<void> {
-    if (this.inFlight.has(step.key)) return;
+  private async run(step: Step): Promise<boolean> {
     this.inFlight.add(step.key);
     try {
       const reply: Reply = await this.bus.send({
@@ -134,16 +142,20 @@ export class BlockConductor {
       this.stats.steps++;
       if (reply.kind === 'accepted') await this.feed.caughtUp(reply.position, reply.events.length);
       else this.stats.refused++;
+      return reply.kind === 'accepted';
     } catch (e) {
       this.o.onError?.(e as Error);
+      return false;
     } finally {
       this.inFlight.delete(step.key);
     }
   }
 
   async close(): Promise<void> {
+    this.closing = true;
     if (this.timer) clearInterval(this.timer);
     await this.passes.close();
+    await Promise.all([...this.running]);
     await this.bus.close();
     if (this.ownFeed) await this.feed.close();
   }
