@@ -136,9 +136,14 @@ export class ComputeAgents {
     agents.timers.push(setInterval(() => void agents.sweep(true), o.syncMs ?? 30_000));
     for (const t of agents.timers) t.unref();
     if (o.block) {
+      // The servers keep running without their volume part when the block domain cannot be
+      // followed (its topics made with another partition count): said loudly, not fatal.
       agents.volumes = await VolumeAttachments.start({
         log: o.log, topology: o.topology, compute: feed, feed: o.block.feed, domain: o.block.domain,
         hosts: o.hosts.map((h) => ({ hostId: h.hostId, driver: h.driver })), onError: (e) => agents.fail(e),
+      }).catch((e: Error) => {
+        agents.fail(new Error(`block volumes disabled on this agent: cannot follow the block domain: ${e.message}`));
+        return undefined;
       });
     }
     return agents;

@@ -106,6 +106,8 @@ describe.each(BACKENDS)('qemu guests outlive a killed compute agent process (%s 
     agentEnv = {
       ...rig.t.env,
       STRATA_COMPUTE_DOMAIN: rig.domain,
+      // The block domain of its own too: the shared cluster's may have another partition count.
+      STRATA_BLOCK_DOMAIN: `${rig.domain}-block`,
       STRATA_PARTITIONS: String(rig.t.topology.partitions),
       STRATA_REPLY_PARTITIONS: String(rig.t.topology.replyPartitions ?? rig.t.topology.partitions),
       STRATA_AGENT_DRIVER: 'qemu',
