@@ -193,6 +193,41 @@ describe.each(BACKENDS)('VolumeService with a real block agent and fake compute 
     expect(existsSync(rig.storage[0].backups.backupDir(backup.id))).toBe(false);
   }, 240_000);
 
+  it('a multiattach volume is attached to two servers at once; another volume to one only', async () => {
+    const typeName = `multi-${randomUUID().slice(0, 6)}`;
+    await rig.admin.call('CreateVolumeType', { name: typeName, extraSpecs: { multiattach: '<is> True' } });
+    const shared = await create({ volumeType: typeName, name: 'shared' });
+    const single = await create({ name: 'single' });
+    expect(shared.multiattach).toBe(true);
+    await rig.volumeStatus(shared.id, 'available');
+    await rig.volumeStatus(single.id, 'available');
+    const [a, b] = [await bootServer(), await bootServer()];
+    await rig.member.call('AttachVolume', { serverId: a, volumeId: shared.id });
+    await rig.volumeStatus(shared.id, 'in-use');
+    await rig.member.call('AttachVolume', { serverId: b, volumeId: shared.id });
+    await until(async () => (await rig.member.call('GetVolume', { id: shared.id })).volume.attachments.filter((x: { status: string }) => x.status === 'attached').length === 2, 'two attachments attached', 30_000);
+    const both = (await rig.member.call('GetVolume', { id: shared.id })).volume;
+    expect(both).toMatchObject({ status: 'in-use', attachStatus: 'attached' });
+    expect(both.attachments.map((x: { serverId: string }) => x.serverId).sort()).toEqual([a, b].sort());
+    // Each NBD export is its own (one per attachment), on one daemon for the volume.
+    expect(new Set(both.attachments.map((x: { id: string }) => x.id)).size).toBe(2);
+
+    await rig.member.call('AttachVolume', { serverId: a, volumeId: single.id });
+    await rig.volumeStatus(single.id, 'in-use');
+    const second = await errorOf(rig.member.call('AttachVolume', { serverId: b, volumeId: single.id }));
+    expect(second.code).toBe(FAILED_PRECONDITION);
+    expect(second.details).toMatch(/in-use/);
+
+    // Detaching one of two leaves the volume in-use on the other.
+    await rig.member.call('DetachVolume', { serverId: a, volumeId: shared.id });
+    await until(async () => (await rig.member.call('GetVolume', { id: shared.id })).volume.attachments.length === 1, 'one attachment left', 30_000);
+    expect((await rig.member.call('GetVolume', { id: shared.id })).volume).toMatchObject({ status: 'in-use', attachStatus: 'attached' });
+    await rig.member.call('DetachVolume', { serverId: b, volumeId: shared.id });
+    await rig.member.call('DetachVolume', { serverId: a, volumeId: single.id });
+    await rig.volumeStatus(shared.id, 'available');
+    await rig.volumeStatus(single.id, 'available');
+  }, 180_000);
+
   it('quota: a volume beyond gigabytes is refused naming it, and nothing is made', async () => {
     const { client, projectId } = await rig.newMember();
     await rig.admin.call('SetBlockQuota', { projectId, limits: { gigabytes: 2 } });
