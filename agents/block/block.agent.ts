@@ -45,6 +45,8 @@ export interface BlockAgentOptions {
   domain?: string;
   /** Shared with others in the same process; started here when absent. */
   feed?: BlockFeed;
+  /** The capacity is reported at least this often, as a heartbeat (default 10 s). */
+  heartbeatMs?: number;
   /** Everything is looked at again this often (default 5 s). */
   resyncMs?: number;
   onError?: (error: Error) => void;
@@ -53,6 +55,8 @@ export interface BlockAgentOptions {
 interface Op {
   key: string;
   run: () => Promise<void>;
+  /** Housekeeping (the export sweep, the capacity report) asks for no pass when it ends. */
+  housekeeping?: boolean;
 }
 
 export class BlockAgent {
@@ -64,6 +68,7 @@ export class BlockAgent {
   private timer: NodeJS.Timeout | undefined;
   private readonly passes: SerialPasses;
   private lastCapacity = '';
+  private lastReportMs = 0;
   private totalGb = 0;
   /** Operations under way (a pass starts them and goes on). */
   private readonly running = new Set<Promise<void>>();
@@ -81,10 +86,8 @@ export class BlockAgent {
     this.backups = new BackupStore(o.stateDir);
     this.actor = { userId: `strata-block-agent/${o.hostId}`, projectId: '', roles: ['admin', 'service'] };
     // Every pass reconciles, then reports the capacity if it changed.
-    this.passes = new SerialPasses(async () => {
-      await this.reconcile();
-      await this.reportCapacity();
-    }, (e) => o.onError?.(e));
+    // A pass only starts operations: it never waits on a daemon, a file or the log.
+    this.passes = new SerialPasses(async () => this.reconcile(), (e) => o.onError?.(e));
   }
 
   static async start(o: BlockAgentOptions): Promise<BlockAgent> {
@@ -133,10 +136,15 @@ export class BlockAgent {
   private async reportCapacity(): Promise<void> {
     const { totalGb, freeGb } = this.capacity();
     const key = `${totalGb}/${freeGb}`;
-    if (key === this.lastCapacity) return;
+    // Also a heartbeat: the API gives no new volumes to a host silent for a minute.
+    if (key === this.lastCapacity && Date.now() - this.lastReportMs < (this.o.heartbeatMs ?? 10_000)) return;
     const reply = await this.report('block_host', this.o.hostId, { type: 'ReportBlockCapacity', hostId: this.o.hostId, totalGb, freeGb }, `capacity/${Date.now()}`);
-    if (reply.kind === 'accepted') this.lastCapacity = key;
+    if (reply.kind === 'accepted') {
+      this.lastCapacity = key;
+      this.lastReportMs = Date.now();
+    }
   }
+
 
   /** Sends a report; a refusal (the state moved on) is counted, not thrown. */
   private async report(aggregateType: string, aggregateId: string, command: Message & Record<string, unknown>, key: string): Promise<Reply> {
@@ -165,7 +173,7 @@ export class BlockAgent {
   private start(op: Op): void {
     if (this.inFlight.has(op.key) || this.closing) return;
     // A failed one waits for the resync timer: no busy retry.
-    const p = this.runOp(op).then((ok) => (ok ? this.kick() : undefined));
+    const p = this.runOp(op).then((ok) => (ok && !op.housekeeping ? this.kick() : undefined));
     this.running.add(p);
     void p.finally(() => this.running.delete(p));
   }
@@ -359,21 +367,20 @@ export class BlockAgent {
   }
 
   private async reconcile(): Promise<void> {
-    const ops = this.duties();
-    const wanted = this.wantedExports();
-    for (const attachmentId of await this.exports.list()) {
-      if (!wanted.has(attachmentId)) {
-        ops.push({
-          key: `export/${attachmentId}`,
-          run: async () => {
-            await this.exports.unexport(attachmentId);
-            // A daemon left with no export (its volume's last attachment gone) is stopped too.
-            await this.exports.reap();
-          },
-        });
-      }
-    }
-    for (const op of ops) this.start(op);
+    for (const op of this.duties()) this.start(op);
+    // Exports no attachment of ours names any more (detached, failed, the volume deleted) are
+    // stopped, with the daemons left with no export; one sweep at a time, beside the duties.
+    this.start({
+      key: 'sweep-exports',
+      housekeeping: true,
+      run: async () => {
+        const wanted = this.wantedExports();
+        const stale = (await this.exports.list()).filter((id) => !wanted.has(id));
+        for (const attachmentId of stale) await this.exports.unexport(attachmentId);
+        if (stale.length > 0) await this.exports.reap();
+      },
+    });
+    this.start({ key: 'capacity', housekeeping: true, run: () => this.reportCapacity() });
   }
 
   /** The host's files against the log: see hostReconcileReport. */

@@ -44,7 +44,7 @@ export async function createBlockApi(o: BlockApiOptions): Promise<BlockApi> {
   const queries = new BlockQueries(o.store);
   await runner.start();
   const writer = new BlockWriter(bus, (position) => runner.waitFor(position), o.now);
-  const implementation = createBlockService({ writer, queries, authenticator: o.authenticator, servers: o.servers });
+  const implementation = createBlockService({ writer, queries, authenticator: o.authenticator, servers: o.servers, now: o.now });
   return {
     implementation,
     runner,

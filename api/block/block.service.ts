@@ -24,6 +24,10 @@ export interface BlockServiceOptions {
   queries: BlockQueries;
   authenticator: Authenticator;
   servers: Pick<ComputeQueries, 'getServer'>;
+  /** The API's clock (a storage host's last report against it says whether it is up). */
+  now?: () => number;
+  /** A storage host silent for longer is down and gets no new volumes (Cinder's service_down_time, 60 s). */
+  serviceDownMs?: number;
 }
 
 /** Cinder's default volume type name: used when a create names none. */
@@ -99,6 +103,7 @@ export function createBlockService(o: BlockServiceOptions): UntypedServiceImplem
     return p;
   }
 
+  const isUp = (h: { reportedAtMs: number }) => (o.now ?? Date.now)() - h.reportedAtMs <= (o.serviceDownMs ?? 60_000);
   const ownerOf = (req: Req, c: Caller) => (c.isAdmin && req.projectId ? String(req.projectId) : mustHaveProject(c));
   const saga = (c: Caller, projectId: string, requestId: string): SagaContext => ({ writer, actor: actorOf(c), projectId, requestId });
   const projectTarget = (_req: Req, c: Caller) => ({ projectId: callerProject(c) });
@@ -203,7 +208,7 @@ export function createBlockService(o: BlockServiceOptions): UntypedServiceImplem
 
   /** Where a new volume goes: its source's host, or the scheduler's pick among the storage hosts. */
   async function placeVolume(sizeGb: number, backend: string, availabilityZone: string, sourceHost: string): Promise<string> {
-    const hosts = await queries.storageHosts();
+    const hosts = (await queries.storageHosts()).map((h) => ({ ...h, enabled: h.enabled && isUp(h) }));
     const candidates = sourceHost ? hosts.filter((h) => h.hostId === sourceHost) : hosts;
     const picked = scheduleVolume(candidates, { sizeGb, backend: sourceHost ? '' : backend, availabilityZone: sourceHost ? '' : availabilityZone });
     if ('rejection' in picked) {
@@ -335,7 +340,9 @@ export function createBlockService(o: BlockServiceOptions): UntypedServiceImplem
         await writer.reply('snapshot', snapshotId, { type: 'DeleteSnapshot', force: false }, actor);
       }
     }
-    return { volume: await volumeOut(v.id, c) };
+    // The storage host may have deleted it already (the row gone): it was deleting when accepted.
+    const after = await queries.getVolume(v.id);
+    return { volume: after ? await volumeOut(v.id, c) : volumeView({ ...v, status: 'deleting' }, c.isAdmin) };
   });
 
   rpc('ExtendVolume', async (req, c, enforce) => {
@@ -591,7 +598,7 @@ export function createBlockService(o: BlockServiceOptions): UntypedServiceImplem
 
   rpc(
     'ListStorageHosts',
-    async () => ({ hosts: await queries.storageHosts() }),
+    async () => ({ hosts: (await queries.storageHosts()).map((h) => ({ ...h, up: isUp(h) })) }),
     () => ({}),
   );
 

@@ -59,7 +59,9 @@ export const blockHostMachine = setup({}).createMachine({
         BlockHostRegistered: {
           actions: assign(({ event }: { event: Ev }) => ({ host: record(event) })),
         },
-        ReportBlockCapacity: emit((c, e) => (c.capacity !== null && c.capacity.totalGb === e.totalGb && c.capacity.freeGb === e.freeGb ? [] : [{ type: 'BlockCapacityReported', hostId: e.hostId, totalGb: e.totalGb, freeGb: e.freeGb }])),
+        // Every report is an event, unchanged figures too: it is the host's heartbeat (the API gives
+        // no new volumes to a host silent for a minute, as Cinder's service_down_time).
+        ReportBlockCapacity: emit((_c, e) => [{ type: 'BlockCapacityReported', hostId: e.hostId, totalGb: e.totalGb, freeGb: e.freeGb }]),
         BlockCapacityReported: { actions: assign(({ event }: { event: Ev }) => ({ capacity: { totalGb: event.totalGb as number, freeGb: event.freeGb as number } })) },
         RemoveBlockHost: emit((_c, e) => [{ type: 'BlockHostRemoved', hostId: e.meta!.aggregateId }]),
         BlockHostRemoved: { actions: assign(() => ({ host: null, capacity: null })) },

@@ -128,7 +128,7 @@ describe('block_quota', () => {
 describe('block_host', () => {
   const reg = { type: 'RegisterBlockHost', hostId: 'h1', backend: 'lvm', availabilityZone: 'nova', totalGb: 100, stateDir: '/var/lib/strata/block', backupStore: true };
 
-  it('registers once (a repeat writes nothing), reports capacity when it changes, is removed', () => {
+  it('registers once (a repeat writes nothing), reports capacity every time (its heartbeat), is removed', () => {
     const r = run('block_host', 'h1', [
       reg,
       reg,
@@ -140,6 +140,7 @@ describe('block_host', () => {
     const { type: _t, ...fields } = reg;
     expect(r.events).toEqual([
       { type: 'BlockHostRegistered', ...fields },
+      { type: 'BlockCapacityReported', hostId: 'h1', totalGb: 100, freeGb: 90 },
       { type: 'BlockCapacityReported', hostId: 'h1', totalGb: 100, freeGb: 90 },
       { type: 'BlockHostRegistered', ...fields, totalGb: 200 },
       { type: 'BlockHostRemoved', hostId: 'h1' },

@@ -276,9 +276,13 @@ for (const kind of ['sqlite', 'postgres'] as const) {
 
     it('shows the storage hosts with their last capacity report and what their volumes allocate', async () => {
       expect(await q.storageHosts()).toEqual([
-        { hostId: 'h1', backend: 'lvm', availabilityZone: 'nova', totalGb: 100, freeGb: 90, allocatedGb: 40, volumes: 2, backupStore: true, enabled: true },
-        { hostId: 'h2', backend: 'lvm', availabilityZone: 'az2', totalGb: 50, freeGb: 50, allocatedGb: 3, volumes: 2, backupStore: false, enabled: true },
+        { hostId: 'h1', backend: 'lvm', availabilityZone: 'nova', totalGb: 100, freeGb: 90, allocatedGb: 40, volumes: 2, backupStore: true, enabled: true, reportedAtMs: expect.any(Number) },
+        { hostId: 'h2', backend: 'lvm', availabilityZone: 'az2', totalGb: 50, freeGb: 50, allocatedGb: 3, volumes: 2, backupStore: false, enabled: true, reportedAtMs: expect.any(Number) },
       ]);
+      // The time of the last registration or report: the heartbeat the API judges a host up by.
+      const [h1, h2] = await q.storageHosts();
+      expect(h1.reportedAtMs).toBeGreaterThan(0);
+      expect(h2.reportedAtMs).toBeGreaterThan(0);
     });
 
     it('rebuilt from offset 0 into a fresh store gives the same rows', async () => {

@@ -80,6 +80,8 @@ export interface StorageHostRecord {
   /** Whether it has a backup store. */
   backupStore: boolean;
   enabled: boolean;
+  /** When it last registered or reported (its heartbeat; ms since the epoch). */
+  reportedAtMs: number;
 }
 
 export interface Page {
@@ -253,6 +255,7 @@ export class BlockQueries {
     return rows.map((r) => ({
       hostId: r.host_id, backend: r.backend, availabilityZone: r.availability_zone, totalGb: Number(r.total_gb), freeGb: Number(r.free_gb),
       allocatedGb: Number(r.allocated_gb), volumes: Number(r.volume_count), backupStore: Boolean(r.backup_store), enabled: Boolean(r.enabled),
+      reportedAtMs: Number(r.reported_at_ms),
     }));
   }
 
