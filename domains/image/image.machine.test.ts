@@ -7,7 +7,7 @@ import { fold } from '../kernel/decider.js';
 import { testContext } from '../kernel/specification.js';
 import { imageAggregate, imageAggregates } from './image.deciders.js';
 import { IMAGE_COMMANDS, IMAGE_RULES, imageCommandsAllowed } from './image.machine.js';
-import { IMAGE_MEMBER_QUOTA, IMAGE_STATUSES, imageUsableBy, imageVisibleTo, type Image, type ImageStatus } from './image.types.js';
+import { IMAGE_MEMBER_QUOTA, IMAGE_STATUSES, imageUsableBy, imageVisibleTo, type Image, type ImageStatus, type MemberStatus } from './image.types.js';
 
 type M = Message & Record<string, any>;
 const imageDecider = imageAggregate('image').decider;
@@ -24,7 +24,7 @@ const MD5 = 'd41d8cd98f00b204e9800998ecf8427e';
 const SHA512 = 'cf83e1357eefb8bdf1542850d66d8007d620e4050b5715dc83f4a921d36ce9ce47d0d13c5d85f2b0ff8318d2877eec2f63b931bd47417a81a538327af927da3e';
 const LOC = 'AUTH_glance/images/6f1c3b2a';
 const data = { size: 1024, virtualSize: 4096, checksum: MD5, osHashAlgo: 'sha512', osHashValue: SHA512, location: LOC };
-const member = (p: string, status = 'pending') => ({ memberProjectId: p, status, createdAtMs: T0, updatedAtMs: T0 });
+const member = (p: string, status: MemberStatus = 'pending') => ({ memberProjectId: p, status, createdAtMs: T0, updatedAtMs: T0 });
 const moved = (status: string, previousStatus: string, reason = ''): M => ({ type: 'ImageStatusChanged', status, previousStatus, reason, updatedAtMs: T0 });
 
 const queued: M[] = [{ type: 'ImageCreated', image }, { type: 'ImageMemberAdded', member: member('p2') }];
