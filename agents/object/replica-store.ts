@@ -37,7 +37,8 @@ const FOOTER_BYTES = 32;
 const MAGIC = Buffer.from('STRTOBJ1', 'ascii');
 /** A trailer this long is garbage, not metadata (a 5 GiB object at 4 KiB chunks needs ~42 MB). */
 const MAX_TRAILER_BYTES = 64 * 1024 * 1024;
-const EMPTY_MD5 = 'd41d8cd98f00b204e9800998ecf8427e';
+/** The etag of an empty body. */
+export const EMPTY_MD5 = 'd41d8cd98f00b204e9800998ecf8427e';
 
 export interface ReplicaMeta {
   account: string;
@@ -842,4 +843,3 @@ async function exists(path: string): Promise<boolean> {
   }
 }
 
-export { EMPTY_MD5 };
