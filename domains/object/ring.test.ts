@@ -164,6 +164,31 @@ describe('rebalancing an existing ring', () => {
     expect(ring.devices.map((d) => d.id)).toEqual([0, 1, 2, 3]); // still listed, holding nothing
   });
 
+  it('removing two devices moves all of their replicas, two of a partition that held both', () => {
+    const devices = [dev(0, 1), dev(1, 2), dev(2, 3), dev(3, 4), dev(4, 1), dev(5, 2), dev(6, 3), dev(7, 4)];
+    const before = rebalance(emptyRing(10, 3), devices).ring;
+    const { ring } = rebalance(before, devices.slice(2));
+    expect(countsOf(ring).has(0) || countsOf(ring).has(1)).toBe(false);
+    const both = Array.from({ length: 1024 }, (_, p) => p).filter((p) => before.assignment.some((row) => row[p] === 0) && before.assignment.some((row) => row[p] === 1));
+    expect(both.length).toBeGreaterThan(0);
+    const moves = movesPerPartition(before, ring);
+    for (const p of both) expect(moves[p]).toBe(2);
+    expectDistinct(ring, true);
+    expectBalanced(ring);
+  });
+
+  it('draining two devices moves only one replica of a partition that held both (the other waits for the next rebalance)', () => {
+    const devices = [dev(0, 1), dev(1, 2), dev(2, 3), dev(3, 4), dev(4, 1), dev(5, 2), dev(6, 3), dev(7, 4)];
+    const before = rebalance(emptyRing(10, 3), devices).ring;
+    const drained = devices.map((d) => (d.id < 2 ? { ...d, weight: 0 } : d));
+    const { ring } = rebalance(before, drained);
+    expect(Math.max(...movesPerPartition(before, ring))).toBe(1);
+    const left = (r: Ring) => (countsOf(r).get(0) ?? 0) + (countsOf(r).get(1) ?? 0);
+    expect(left(ring)).toBeLessThan(left(before) / 3);
+    expect(left(rebalance(ring, drained).ring)).toBeLessThan(left(ring));
+    expectDistinct(ring, true);
+  });
+
   it('dispersion wins over weight within 1%: nearly equal zones still get one replica each', () => {
     const r = rebalance(emptyRing(10, 3), [dev(0, 1, { weight: 100 }), dev(1, 2, { weight: 100.5 }), dev(2, 3, { weight: 99.5 })]).ring;
     expectDistinct(r, true);
@@ -179,6 +204,7 @@ describe('rebalancing an existing ring', () => {
 
   it('partPower 14, 3 replicas, 12 devices: well under a second', () => {
     const devices = Array.from({ length: 12 }, (_, i) => dev(i, (i % 4) + 1));
+    rebalance(rebalance(emptyRing(8, 3), devices).ring, [...devices, dev(12, 1)]); // warm the JIT: a proxy's rebuilder is warm too
     const t0 = performance.now();
     const first = rebalance(emptyRing(14, 3), devices).ring;
     const t1 = performance.now();

@@ -19,7 +19,10 @@
 //    devices below it, where the receiver fits the partition's caps. A partition that lost a
 //    replica in any of these steps loses no other (Swift's min_part_hours), so 2 of 3 replicas of
 //    every partition stay in place and readable; what that rule leaves over waits for the next
-//    rebalance. Untouched replicas never move.
+//    rebalance. Where a giver is stuck (every receiver's zone already holds a replica of its
+//    partitions) the replica may be relayed through a device at its count, which gives one of its
+//    own elsewhere: two moves instead of none, kept only while it costs <= 4 moves per replica.
+//    Untouched replicas never move.
 //  - Ties never use randomness: a 32-bit integer hash of the partition (murmur3's finalizer).
 
 export interface RingDevice {
@@ -235,6 +238,7 @@ export function rebalance(ring: Ring, devices: RingDevice[]): RebalanceResult {
   const index = new Map(sorted.map((d, i) => [d.id, i]));
   const n = sorted.length;
   const want = sorted.map((d) => desired.get(d.id)!); // desired - held, updated as slots move
+  const goal = sorted.map((d) => Math.max(1, desired.get(d.id)!));
   const weighted = sorted.map((d) => d.weight > 0);
   const tierIds = new Map<string, number>();
   const tierOf: number[][] = sorted.map((d) => (tiers.get(d.id)?.keys ?? []).map((k) => tierIds.get(k) ?? (tierIds.set(k, tierIds.size), tierIds.size - 1)));
@@ -254,7 +258,8 @@ export function rebalance(ring: Ring, devices: RingDevice[]): RebalanceResult {
     }
 
   // Partitions in a hash order so that the replicas taken from a device are spread over the ring.
-  const order = Array.from({ length: P }, (_, p) => p).sort((a, b) => mix32(a) - mix32(b) || a - b);
+  const orderKey = Float64Array.from({ length: P }, (_, p) => mix32(p) * 2 ** 20 + p); // unique: p < 2^20
+  const order = Array.from(orderKey.sort(), (k) => k % 2 ** 20);
 
   const take = (r: number, p: number) => {
     want[table[r][p]]++;
@@ -265,15 +270,18 @@ export function rebalance(ring: Ring, devices: RingDevice[]): RebalanceResult {
   if (!fresh) {
     // Dispersion: a partition with more replicas in a domain than its cap now allows gives one up,
     // from the device most above its count.
-    const held = new Map<number, number>();
     for (const p of order) {
       if (touched[p]) continue;
-      held.clear();
-      for (let r = 0; r < R; r++) for (const t of tierOf[table[r][p]]) held.set(t, (held.get(t) ?? 0) + 1);
       let pick = -1;
       for (let r = 0; r < R; r++) {
         const d = table[r][p];
-        const crowded = tierOf[d].some((t, level) => held.get(t)! > capOf[d][level]); // weight-0 devices have no tiers
+        if (!weighted[d]) continue; // weight-0 devices are in no domain
+        let crowded = false;
+        for (let level = 0; level < 3 && !crowded; level++) {
+          let inTier = 0;
+          for (let q = 0; q < R; q++) if (weighted[table[q][p]] && tierOf[table[q][p]][level] === tierOf[d][level]) inTier++;
+          crowded = inTier > capOf[d][level];
+        }
         if (crowded && (pick < 0 || want[d] < want[table[pick][p]])) pick = r;
       }
       if (pick >= 0) take(pick, p);
@@ -298,8 +306,8 @@ export function rebalance(ring: Ring, devices: RingDevice[]): RebalanceResult {
     return true;
   };
   const better = (p: number, a: number, b: number): boolean => {
-    const fa = want[a] / Math.max(1, desired.get(sorted[a].id)!);
-    const fb = want[b] / Math.max(1, desired.get(sorted[b].id)!);
+    const fa = want[a] / goal[a];
+    const fb = want[b] / goal[b];
     if (fa !== fb) return fa > fb;
     const sa = shared(a);
     const sb = shared(b);
@@ -322,36 +330,81 @@ export function rebalance(ring: Ring, devices: RingDevice[]): RebalanceResult {
     }
   }
 
-  if (!fresh) {
-    // Weight: a device above its count gives a replica to a device below its count, at most one
-    // replica per partition, and only where the receiver fits the partition's caps (a zone that
-    // must grow can only take partitions it holds no replica of yet). Givers go at the pace of
-    // their own excess so that they all finish together; receivers as in placement.
-    const excess = want.map((w) => Math.max(0, -w));
+  // Weight: a device above its count gives a replica to a device below its count, at most one
+  // replica per partition, and only where the receiver fits the partition's caps (a zone that must
+  // grow can only take partitions it holds no replica of yet). Givers go at the pace of their own
+  // excess so that they all finish together; receivers are chosen as in placement.
+  const excess = want.map((w) => Math.max(0, -w));
+  /** Per device: untouched partitions where it could give its replica to a device below its count. */
+  const outlets = new Int32Array(n);
+  const countOutlets = () => {
+    outlets.fill(0);
+    for (let p = 0; p < P; p++) {
+      if (touched[p]) continue;
+      for (let r = 0; r < R; r++) {
+        others.length = 0;
+        for (let q = 0; q < R; q++) if (q !== r) others.push(table[q][p]);
+        for (let u = 0; u < n; u++)
+          if (want[u] > 0 && weighted[u] && !others.includes(u) && fits(u)) {
+            outlets[table[r][p]]++;
+            break;
+          }
+      }
+    }
+  };
+  /** One sweep over the untouched partitions; `lenient`: receivers may also be at their count (and go 1 over) if they have an outlet. */
+  const giveAway = (lenient: boolean, budget: number): number => {
+    let moves = 0;
     for (const p of order) {
+      if (moves >= budget) break;
       if (touched[p]) continue;
       let giver = -1;
       let taker = -1;
       let pace = 0;
       for (let r = 0; r < R; r++) {
         const d = table[r][p];
-        if (want[d] >= 0 || -want[d] / excess[d] < pace) continue;
+        if (want[d] >= 0 || (giver >= 0 && -want[d] / excess[d] <= pace)) continue;
         others.length = 0;
         for (let q = 0; q < R; q++) if (q !== r) others.push(table[q][p]);
         let pick = -1;
-        for (let u = 0; u < n; u++) if (want[u] > 0 && weighted[u] && u !== d && !others.includes(u) && fits(u) && (pick < 0 || better(p, u, pick))) pick = u;
+        for (let u = 0; u < n; u++) if ((want[u] > 0 || (lenient && want[u] === 0 && outlets[u] > 0)) && weighted[u] && u !== d && !others.includes(u) && fits(u) && (pick < 0 || better(p, u, pick))) pick = u;
         if (pick < 0) continue;
-        if (-want[d] / excess[d] > pace || giver < 0) {
-          giver = r;
-          taker = pick;
-          pace = -want[d] / excess[d];
-        }
+        giver = r;
+        taker = pick;
+        pace = -want[d] / excess[d];
       }
       if (giver < 0) continue;
       want[table[giver][p]]++;
       table[giver][p] = taker;
+      if (want[taker] <= 0) outlets[taker]--;
       want[taker]--;
       touched[p] = 1;
+      moves++;
+    }
+    return moves;
+  };
+  if (!fresh) {
+    giveAway(false, Infinity);
+    // Stuck: what is left above its count sits only in partitions where no device below its count
+    // fits (its zone already holds a replica). Pass it through a device at its count, which then
+    // gives one of its own, in another partition, to a device below: two moves instead of none.
+    // A round that costs more than 4 moves per replica it brings home is undone, and the rest
+    // waits for the next rebalance (when other partitions may move).
+    const over = () => want.reduce((a, w) => a + (w < 0 ? -w : 0), 0);
+    for (let round = 0; round < 8; round++) {
+      const short = want.reduce((a, w, d) => a + (weighted[d] && w > 0 ? w : 0), 0);
+      const before = over();
+      if (short === 0 || before === 0) break;
+      const saved = { table: table.map((row) => row.slice()), want: want.slice(), touched: touched.slice() };
+      countOutlets();
+      const moves = giveAway(true, short) + giveAway(false, Infinity);
+      if (moves === 0) break;
+      if ((before - over()) * 4 < moves) {
+        saved.table.forEach((row, r) => table[r].set(row));
+        want.splice(0, want.length, ...saved.want);
+        touched.set(saved.touched);
+        break;
+      }
     }
   }
 
