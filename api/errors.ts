@@ -15,6 +15,8 @@ export const GRPC_STATUS: Record<RejectionCode, status> = {
   UNAUTHENTICATED: status.UNAUTHENTICATED,
   ABORTED: status.ABORTED,
   INTERNAL: status.INTERNAL,
+  OUT_OF_RANGE: status.OUT_OF_RANGE,
+  UNAVAILABLE: status.UNAVAILABLE,
 };
 
 /** A refusal of the API: thrown inside handlers, turned into a gRPC status at the edge. */

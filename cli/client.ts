@@ -1,7 +1,8 @@
 // A client of the Strata gRPC API for the CLI and the tests: calls by method name (each method
-// goes to the service that has it: IdentityService, ComputeService, NetworkService or VolumeService), with the token in
-// x-auth-token metadata, over TLS that trusts the cloud's CA certificate.
-import { credentials, Metadata, type Client, type ClientReadableStream, type ServiceError } from '@grpc/grpc-js';
+// goes to the service that has it: IdentityService, ComputeService, NetworkService, VolumeService, ObjectService or
+// ImageService), with the token in x-auth-token metadata, over TLS that trusts the cloud's CA certificate. Object and
+// image bodies stream both ways with backpressure (upload, download).
+import { credentials, Metadata, type Client, type ClientReadableStream, type ClientWritableStream, type ServiceError } from '@grpc/grpc-js';
 import { readFileSync } from 'node:fs';
 import { protoRoot } from '../infra/envelope/envelope.codec.js';
 import { clientConstructor } from '../api/grpc/service-definition.js';
@@ -10,7 +11,18 @@ export const IDENTITY_SERVICE = 'strata.identity.v1.IdentityService';
 export const COMPUTE_SERVICE = 'strata.compute.v1.ComputeService';
 export const NETWORK_SERVICE = 'strata.network.v1.NetworkService';
 export const VOLUME_SERVICE = 'strata.block.v1.VolumeService';
-const SERVICES = [IDENTITY_SERVICE, COMPUTE_SERVICE, NETWORK_SERVICE, VOLUME_SERVICE];
+export const OBJECT_SERVICE = 'strata.object.v1.ObjectService';
+export const IMAGE_SERVICE = 'strata.image.v1.ImageService';
+const SERVICES = [IDENTITY_SERVICE, COMPUTE_SERVICE, NETWORK_SERVICE, VOLUME_SERVICE, OBJECT_SERVICE, IMAGE_SERVICE].filter((name) => {
+  try {
+    return Boolean(protoRoot().lookupService(name));
+  } catch {
+    return false;
+  }
+});
+
+/** Bytes per message of an upload. */
+export const UPLOAD_CHUNK = 256 * 1024;
 
 export interface ClientOptions {
   /** grpcs://host:port (TLS) or grpc://host:port (plain). */
@@ -100,6 +112,71 @@ export class StrataClient {
       call.on('end', () => resolve());
     });
     return { done, cancel: () => call.cancel() };
+  }
+
+  /**
+   * A client-streaming upload (PutObject, UploadImage): the header message, then the body in
+   * chunks of at most UPLOAD_CHUNK bytes, each written once the channel took the one before.
+   */
+  upload<T = Record<string, any>>(method: string, header: Record<string, unknown>, body: AsyncIterable<Uint8Array>, token = this.token, options: { timeoutMs?: number } = {}): Promise<T> {
+    const stub = this.byMethod.get(method);
+    const fn = stub?.[method];
+    if (!stub || typeof fn !== 'function') return Promise.reject(new Error(`no RPC ${method}`));
+    let call!: ClientWritableStream<Record<string, unknown>>;
+    const reply = new Promise<T>((resolve, reject) => {
+      call = fn.call(stub, this.metadata(token), { deadline: Date.now() + (options.timeoutMs ?? 3_600_000) }, (err: ServiceError | null, res: T) =>
+        err ? reject(toCallError(err)) : resolve(res),
+      ) as ClientWritableStream<Record<string, unknown>>;
+    });
+    const write = (message: Record<string, unknown>) =>
+      new Promise<void>((resolve) => {
+        if (call.write(message)) resolve();
+        else call.once('drain', () => resolve());
+      });
+    const pump = (async () => {
+      await write({ header });
+      for await (const data of body) {
+        for (let i = 0; i < data.length; i += UPLOAD_CHUNK) await write({ chunk: data.subarray(i, i + UPLOAD_CHUNK) });
+      }
+      call.end();
+    })();
+    // The server may answer (an error) before the body is all sent: its answer is the result.
+    pump.catch((e) => call.destroy(e as Error));
+    return reply;
+  }
+
+  /**
+   * A server-streaming download (GetObject, DownloadImage): resolves with the header message once
+   * it arrives; `body` yields the chunks, read on demand (the server waits while it is not read).
+   */
+  async download<T = Record<string, any>>(method: string, request: Record<string, unknown>, token = this.token): Promise<{ header: T; body: AsyncIterable<Uint8Array>; cancel: () => void }> {
+    const stub = this.byMethod.get(method);
+    const fn = stub?.[method];
+    if (!stub || typeof fn !== 'function') throw new Error(`no RPC ${method}`);
+    const call = fn.call(stub, request, this.metadata(token)) as ClientReadableStream<Record<string, any>>;
+    const messages = call[Symbol.asyncIterator]();
+    let first: IteratorResult<Record<string, any>>;
+    try {
+      first = await messages.next();
+    } catch (e) {
+      throw toCallError(e as ServiceError);
+    }
+    if (first.done || !first.value.header) {
+      call.cancel();
+      throw new Error(`${method}: the stream did not start with a header`);
+    }
+    async function* body(): AsyncGenerator<Uint8Array> {
+      try {
+        for (;;) {
+          const next = await messages.next();
+          if (next.done) return;
+          if (next.value.chunk) yield next.value.chunk as Uint8Array;
+        }
+      } catch (e) {
+        throw (e as ServiceError).code !== undefined ? toCallError(e as ServiceError) : e;
+      }
+    }
+    return { header: first.value.header as T, body: body(), cancel: () => call.cancel() };
   }
 
   close(): void {

@@ -14,6 +14,8 @@ import { BlockAgent, type BlockAgentOptions } from '../agents/block/block.agent.
 import { BlockConductor } from './sagas/block.conductor.js';
 import { BlockQueries } from '../projections/block/block.queries.js';
 import { followBlock } from './sagas/block.feed.js';
+import { createObjectApi, OBJECT_SERVICE, type ObjectApi, type ObjectApiOptions } from '../api/object/object.api.js';
+import { ObjectAgent, type ObjectDeviceConfig } from '../agents/object/object.agent.js';
 import { createIdentityApi, IDENTITY_SERVICE, type IdentityApi, type IdentityApiOptions } from '../api/identity/identity.api.js';
 import { ComputeAgents, type HostConfig } from '../agents/compute/compute.agent.js';
 import { protoRoot } from './envelope/envelope.codec.js';
@@ -46,6 +48,12 @@ export interface CloudOptions {
   computeAgentListen?: string;
   /** Storage hosts whose block agents run in this process (the all-in-one cloud's local volumes, tests). */
   blockHosts?: Omit<BlockAgentOptions, 'log' | 'topology' | 'feed' | 'onError'>[];
+  /** The ring made at first start (part power, replicas). */
+  objectRing?: ObjectApiOptions['ring'];
+  /** Object storage devices whose object servers run in this process (the all-in-one cloud's, tests). */
+  objectDevices?: ObjectDeviceConfig[];
+  /** Their agent's settings (replication and audit intervals, reclaim age). */
+  objectAgent?: { replicateEveryMs?: number; auditEveryMs?: number; reclaimAfterMs?: number };
   onError?: (error: Error) => void;
 }
 
@@ -57,6 +65,9 @@ export interface Cloud {
   block: BlockApi;
   blockConductor: BlockConductor;
   blockAgents: BlockAgent[];
+  object: ObjectApi;
+  /** The object agent of objectDevices (absent without any). */
+  objectAgent?: ObjectAgent;
   server: GrpcServer;
   port: number;
   workers: DeciderWorker[];
@@ -119,6 +130,17 @@ export async function startCloud(o: CloudOptions): Promise<Cloud> {
   const blockConductor = await BlockConductor.start({ log: o.log, topology: o.topology, feed: blockFeed, compute: feed, onError });
   const blockAgents: BlockAgent[] = [];
   for (const h of o.blockHosts ?? []) blockAgents.push(await BlockAgent.start({ ...h, log: o.log, topology: o.topology, feed: blockFeed, onError }));
+  const object = await createObjectApi({ log: o.log, store: o.store, topology: o.topology, authenticator: identity.authenticator, ring: o.objectRing, now: o.identity?.now });
+  const objectAgent = o.objectDevices?.length
+    ? await ObjectAgent.start({
+        devices: o.objectDevices,
+        feed: object.feed,
+        ...o.objectAgent,
+        report: async (id, command) => void (await object.writer.reply('object', id, command, { userId: 'strata-object-agent', projectId: '', roles: ['service'] })),
+        onError: (e) => console.error(`object agent: ${e.message}`),
+      })
+    : undefined;
+  if (objectAgent) await registerDevices(object, objectAgent, o.objectDevices!);
   const server = await startGrpcServer({
     host: o.host,
     port: o.port ?? 0,
@@ -129,6 +151,7 @@ export async function startCloud(o: CloudOptions): Promise<Cloud> {
       { name: COMPUTE_SERVICE, implementation: compute.implementation },
       { name: NETWORK_SERVICE, implementation: network.implementation },
       { name: VOLUME_SERVICE, implementation: block.implementation },
+      { name: OBJECT_SERVICE, implementation: object.implementation },
     ],
   });
   return {
@@ -138,6 +161,8 @@ export async function startCloud(o: CloudOptions): Promise<Cloud> {
     block,
     blockConductor,
     blockAgents,
+    object,
+    objectAgent,
     server,
     port: server.port,
     workers,
@@ -147,6 +172,7 @@ export async function startCloud(o: CloudOptions): Promise<Cloud> {
       compute.drain();
       await agents?.close();
       for (const a of blockAgents) await a.close();
+      await objectAgent?.close();
       await blockConductor.close();
       await blockFeed.close();
       await conductor?.close();
@@ -155,8 +181,33 @@ export async function startCloud(o: CloudOptions): Promise<Cloud> {
       await compute.close();
       await network.close();
       await block.close();
+      await object.close();
       await identity.close();
       for (const w of workers) await w.stop();
     },
   };
+}
+
+/**
+ * Puts devices that run in this process into the ring if they are not in it yet (the all-in-one
+ * cloud's: one zone each, equal weights), then rebalances: object storage works with no ring to
+ * build by hand. Devices already in the ring are left as the operator set them.
+ */
+async function registerDevices(object: ObjectApi, agent: ObjectAgent, devices: ObjectDeviceConfig[]): Promise<void> {
+  const system = { userId: 'strata-object-agent', projectId: '', roles: ['admin'] };
+  const builder = object.feed.view.builderDevices();
+  let added = 0;
+  for (const [i, d] of devices.entries()) {
+    const address = agent.devices.find((x) => x.deviceId === d.deviceId)!.address;
+    const known = builder.find((b) => b.id === d.deviceId);
+    if (known && known.host === address) continue;
+    if (known) await object.writer.send('object_ring', 'default', { type: 'RemoveRingDevice', deviceId: d.deviceId }, system);
+    const reply = await object.writer.send('object_ring', 'default', { type: 'AddRingDevice', device: { id: d.deviceId, region: d.region ?? 1, zone: d.zone ?? i + 1, host: address, device: `d${d.deviceId}`, weight: d.weight ?? 100 } }, system);
+    await object.feed.caughtUp(reply.position, reply.events.length);
+    added++;
+  }
+  if (added > 0) {
+    const reply = await object.writer.send('object_ring', 'default', { type: 'RebalanceRing' }, system);
+    await object.feed.caughtUp(reply.position, reply.events.length);
+  }
 }

@@ -10,7 +10,10 @@ export type RejectionCode =
   | 'PERMISSION_DENIED'
   | 'UNAUTHENTICATED'
   | 'ABORTED'
-  | 'INTERNAL';
+  | 'INTERNAL'
+  // API-side only (never a decider's): a range outside an object, a backend that cannot answer.
+  | 'OUT_OF_RANGE'
+  | 'UNAVAILABLE';
 
 export interface Rejection {
   code: RejectionCode;
