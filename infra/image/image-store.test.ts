@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { EmbeddedLog } from '../log/embedded/embedded-log.js';
 import { ObjectNotFoundError } from '../object/object-proxy.js';
-import { startObjectRig, type ObjectRig } from '../../test/support/object-rig.js';
+import { startObjectRig, type ObjectRig } from '../../test/support/image-object-rig.js';
 import { IMAGE_ACCOUNT, IMAGE_CONTAINER, ImageDataMismatchError, ImageStore, imageLocation, virtualSizeOf } from './image-store.js';
 
 const topology = { partitions: 4, replicationFactor: 1, replyPartitions: 4 };
