@@ -54,6 +54,8 @@ export interface ObjectDevice {
 
 export class ObjectAgent {
   private timers: NodeJS.Timeout[] = [];
+  /** Devices taken out of service (stopDevice): no server, no replication, no audit. */
+  private readonly stopped = new Set<number>();
   private readonly replication: SerialPasses;
   private lastReport: ReplicationReport[] = [];
 
@@ -63,7 +65,7 @@ export class ObjectAgent {
   ) {
     const onError = o.onError ?? ((e: Error) => console.error(`object agent: ${e.message}`));
     this.replication = new SerialPasses(async () => {
-      this.lastReport = await Promise.all(this.devices.map((d) => d.replicator.pass()));
+      this.lastReport = await Promise.all(this.devices.filter((d) => !this.stopped.has(d.deviceId)).map((d) => d.replicator.pass()));
     }, onError);
   }
 
@@ -105,9 +107,33 @@ export class ObjectAgent {
 
   /** Runs an audit pass on every device; the quarantined replicas are re-replicated by the next replication pass. */
   async auditNow() {
-    const results = await Promise.all(this.devices.map((d) => d.auditor.pass()));
+    const results = await Promise.all(this.devices.filter((d) => !this.stopped.has(d.deviceId)).map((d) => d.auditor.pass()));
     if (results.some((r) => r.quarantined.length > 0)) this.replication.kick();
     return results;
+  }
+
+  private device(deviceId: number): ObjectDevice {
+    const d = this.devices.find((x) => x.deviceId === deviceId);
+    if (!d) throw new Error(`no object device ${deviceId} in this agent`);
+    return d;
+  }
+
+  /** Takes a device out of service, as a stopped object server: its server closes and its replicator and auditor rest. */
+  async stopDevice(deviceId: number): Promise<void> {
+    const d = this.device(deviceId);
+    this.stopped.add(deviceId);
+    await this.replication.settled();
+    await d.server.stop();
+  }
+
+  /** Puts a stopped device back in service on its old address, and replicates at once. */
+  async startDevice(deviceId: number): Promise<void> {
+    const d = this.device(deviceId);
+    const i = d.address.lastIndexOf(':');
+    d.server = new ObjectServer({ store: d.store, deviceId, host: d.address.slice(0, i), port: Number(d.address.slice(i + 1)) });
+    await d.server.start();
+    this.stopped.delete(deviceId);
+    this.replication.kick();
   }
 
   async close(): Promise<void> {

@@ -65,14 +65,18 @@ const command = (state: string, make: (c: RingContext, e: RefusalInput) => Recor
 
 function rebalanced(c: RingContext): Record<string, unknown>[] {
   const builder = byId(c.builder);
-  if (c.version > 0 && sameDevices(builder, byId(c.devices))) return []; // nothing changed: Swift's "no partitions could be reassigned"
+  // Nothing changed: Swift's "no partitions could be reassigned". A drained device (weight 0) that
+  // still holds partitions is a change still owed (one rebalance moves one replica of a partition).
+  const draining = new Set(c.devices.filter((d) => d.weight === 0).map((d) => d.id));
+  const stillHeld = draining.size > 0 && c.assignment !== '' && decodeAssignment(c.assignment, c.replicas, c.partPower).some((row) => row.some((d) => draining.has(d)));
+  if (c.version > 0 && sameDevices(builder, byId(c.devices)) && !stillHeld) return [];
   const current =
     c.version === 0
       ? emptyRing(c.partPower, c.replicas)
       : { partPower: c.partPower, replicas: c.replicas, devices: c.devices, assignment: decodeAssignment(c.assignment, c.replicas, c.partPower), version: c.version };
   const { ring, moved } = rebalance(current, builder);
   return [
-    { type: 'RingRebalanced', version: ring.version, devices: ring.devices, assignment: encodeAssignment(ring.assignment), moved, partPower: ring.partPower, replicas: ring.replicas },
+    { type: 'RingRebalanced', ringVersion: ring.version, devices: ring.devices, assignment: encodeAssignment(ring.assignment), moved, partPower: ring.partPower, replicas: ring.replicas },
   ];
 }
 
@@ -101,7 +105,7 @@ export const ringMachine = setup({}).createMachine({
         },
         RebalanceRing: command('active', rebalanced),
         RingRebalanced: {
-          actions: assign(({ event }: { event: RefusalInput }) => ({ version: event.version as number, devices: event.devices as RingDevice[], assignment: event.assignment as string })),
+          actions: assign(({ event }: { event: RefusalInput }) => ({ version: event.ringVersion as number, devices: event.devices as RingDevice[], assignment: event.assignment as string })),
         },
       },
     },

@@ -48,7 +48,7 @@ export class ObjectView implements FoldedView<DecodedEvent> {
           replicas: event.replicas,
           devices: event.devices,
           assignment: decodeAssignment(event.assignment, event.replicas, event.partPower),
-          version: event.version,
+          version: event.ringVersion,
         };
         return 'ring';
       case 'ObjectRecorded':

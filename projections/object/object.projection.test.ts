@@ -364,7 +364,7 @@ for (const kind of ['sqlite', 'postgres'] as const) {
       expect(ring.weighted.builder[2]).toEqual(device(3, 3, 50));
       expect(ring.weighted.devices[2]).toEqual(device(3, 3, 100));
       const now = await q.getRing();
-      expect(ring.second.version).toBe(2);
+      expect(ring.second.ringVersion).toBe(2);
       expect(now).toMatchObject({ version: 2, assignment: ring.second.assignment, lastMoved: ring.second.moved });
       expect(now?.assignment).not.toBe(ring.first.assignment);
       expect(now?.devices.map((d) => [d.id, d.weight])).toEqual([[1, 100], [2, 100], [3, 50], [4, 100]]);

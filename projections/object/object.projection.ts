@@ -187,7 +187,7 @@ export function objectStatements(event: EventEnvelope): Statement[] {
         {
           sql: `UPDATE object_ring SET part_power = $2, replicas = $3, version = $4, devices = $5, assignment = $6, last_moved = $7, updated_at_ms = $8
                 WHERE policy = $1`,
-          params: [id, int(e.partPower), int(e.replicas), int(e.version), json(((e.devices ?? []) as Ev[]).map(deviceOf)), e.assignment ?? '',
+          params: [id, int(e.partPower), int(e.replicas), int(e.ringVersion), json(((e.devices ?? []) as Ev[]).map(deviceOf)), e.assignment ?? '',
             int(e.moved), at],
         },
       ];

@@ -1,60 +1,79 @@
-// Object storage for image tests, until the all-in-one cloud hosts it: three object servers on
-// loopback (ReplicaStores in a temporary directory), a ring over them built with the ring builder
-// (3 replicas), an ObjectProxy on that ring, the object deciders in a worker on the given log and
-// an ObjectWriter to send them commands.
-import { mkdtempSync, rmSync } from 'node:fs';
+// A real all-in-one cloud for object storage tests: the test cloud (embedded log, SQLite read
+// models, TLS gRPC, bootstrapped) with object servers in the process, one device each in its
+// own zone (3 by default, the ring's 3 replicas), registered in the ring and rebalanced. A member
+// of a new project, with its account, is ready.
+import { createHash, randomUUID } from 'node:crypto';
+import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { ObjectServer } from '../../agents/object/object-server.js';
-import { ReplicaStore } from '../../agents/object/replica-store.js';
-import { ObjectWriter } from '../../api/object/object.writer.js';
-import { OBJECT_DOMAIN } from '../../domains/object/object.types.js';
-import { emptyRing, rebalance, type Ring, type RingDevice } from '../../domains/object/ring.js';
-import { objectDefinitions } from '../../infra/codecs/object.codec.js';
-import type { Log } from '../../infra/log/log.js';
-import { ObjectProxy } from '../../infra/object/object-proxy.js';
-import { CommandBus } from '../../infra/runtime/command-bus.js';
-import { DeciderWorker } from '../../infra/runtime/decider-worker.js';
-import type { TopologyOptions } from '../../infra/runtime/topology.js';
+import { roleId } from '../../api/identity/bootstrap.js';
+import type { ObjectAgent, ObjectDeviceConfig } from '../../agents/object/object.agent.js';
+import type { StrataClient } from '../../cli/client.js';
+import { startTestCloud, type TestCloud } from '../identity/cloud.js';
 
-export interface ObjectRig {
-  proxy: ObjectProxy;
-  writer: ObjectWriter;
-  ring: Ring;
-  servers: ObjectServer[];
-  close(): Promise<void>;
+export interface ObjectRigOptions {
+  devices?: number;
+  partPower?: number;
+  replicas?: number;
+  /** Replication passes (default 60 s: tests ask for passes themselves). */
+  replicateEveryMs?: number;
+  reclaimAfterMs?: number;
 }
 
-export async function startObjectRig(log: Log, topology: TopologyOptions, o: { worker?: boolean } = {}): Promise<ObjectRig> {
-  const dir = mkdtempSync(join(tmpdir(), 'strata-objects-'));
-  const servers: ObjectServer[] = [];
-  const devices: RingDevice[] = [];
-  for (let i = 0; i < 3; i++) {
-    const server = new ObjectServer({ store: new ReplicaStore(join(dir, `d${i}`)), deviceId: i + 1, port: 0 });
-    const { address } = await server.start();
-    servers.push(server);
-    devices.push({ id: i + 1, region: 1, zone: i + 1, host: address, device: `d${i}`, weight: 100 });
-  }
-  const ring = rebalance(emptyRing(6, 3), devices).ring;
-  const proxy = new ObjectProxy({ ring: () => ring });
-  const worker =
-    o.worker === false
-      ? undefined
-      : new DeciderWorker({ log, domain: OBJECT_DOMAIN, aggregates: objectDefinitions, topology, onError: (e) => console.error(`decider object: ${e.message}`) });
-  await worker?.start();
-  const bus = await CommandBus.connect({ log, timeoutMs: 30_000 });
-  const writer = new ObjectWriter(bus);
-  return {
-    proxy,
-    writer,
-    ring,
-    servers,
-    async close() {
-      proxy.close();
-      await bus.close();
-      await worker?.stop();
-      for (const s of servers) await s.stop();
-      rmSync(dir, { recursive: true, force: true });
+export interface ObjectRig extends TestCloud {
+  admin: StrataClient;
+  member: StrataClient;
+  projectId: string;
+  account: string;
+  agent: ObjectAgent;
+  deviceConfigs: ObjectDeviceConfig[];
+  newMember(): Promise<{ client: StrataClient; projectId: string; userId: string }>;
+}
+
+export async function startObjectRig(o: ObjectRigOptions = {}): Promise<ObjectRig> {
+  const dir = mkdtempSync(join(tmpdir(), 'strata-object-'));
+  const deviceConfigs: ObjectDeviceConfig[] = Array.from({ length: o.devices ?? 3 }, (_, i) => ({ deviceId: i + 1, root: join(dir, `d${i + 1}`), port: 0, zone: i + 1 }));
+  const t = await startTestCloud(
+    {},
+    {
+      conductor: false,
+      objectDevices: deviceConfigs,
+      objectRing: { partPower: o.partPower ?? 8, replicas: o.replicas ?? 3 },
+      objectAgent: { replicateEveryMs: o.replicateEveryMs ?? 60_000, auditEveryMs: 3_600_000, reclaimAfterMs: o.reclaimAfterMs },
     },
-  };
+  );
+  const admin = t.client(await t.adminToken());
+  async function newMember() {
+    const project = (await admin.call('CreateProject', { project: { name: `obj-${randomUUID().slice(0, 8)}`, domainId: 'default' } })).project;
+    const user = (await admin.call('CreateUser', { user: { name: `obj-${randomUUID().slice(0, 8)}`, domainId: 'default' }, password: 'object-pw' })).user;
+    await admin.call('CreateRoleAssignment', { assignment: { userId: user.id, projectId: project.id, roleId: roleId('member') } });
+    return { client: t.client(await t.login(user.name, 'object-pw', { projectId: project.id })), projectId: project.id as string, userId: user.id as string };
+  }
+  const { client: member, projectId } = await newMember();
+  return { ...t, admin, member, projectId, account: `AUTH_${projectId}`, agent: t.cloud.objectAgent!, deviceConfigs, newMember };
+}
+
+/** `size` bytes of a deterministic pattern, generated in chunks (never one buffer). */
+export async function* patternBody(size: number, seed = 1, chunk = 1024 * 1024): AsyncGenerator<Uint8Array> {
+  const block = Buffer.alloc(Math.min(chunk, Math.max(size, 1)));
+  for (let i = 0; i < block.length; i++) block[i] = (i * 31 + seed * 17 + (i >> 8)) & 0xff;
+  for (let sent = 0; sent < size; sent += block.length) yield sent + block.length <= size ? block : block.subarray(0, size - sent);
+}
+
+/** The MD5 of patternBody(size, seed). */
+export async function patternMd5(size: number, seed = 1): Promise<string> {
+  const h = createHash('md5');
+  for await (const c of patternBody(size, seed)) h.update(c);
+  return h.digest('hex');
+}
+
+/** Reads a download body to its end: its byte count and MD5. */
+export async function digestOf(body: AsyncIterable<Uint8Array>): Promise<{ size: number; md5: string }> {
+  const h = createHash('md5');
+  let size = 0;
+  for await (const c of body) {
+    h.update(c);
+    size += c.length;
+  }
+  return { size, md5: h.digest('hex') };
 }
