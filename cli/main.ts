@@ -8,6 +8,7 @@ import { ApiCallError, StrataClient } from './client.js';
 import { EXIT_CODES, GRPC_TO_EXIT, parse, str, UsageError, type Context, type Options } from './common.js';
 import { COMPUTE_COMMANDS, computeCommand, COMPUTE_HELP } from './compute.js';
 import { NETWORK_COMMANDS, networkCommand, NETWORK_HELP } from './network.js';
+import { OBJECT_COMMANDS, OBJECT_HELP, objectStorageCommand } from './object.js';
 import { print, type OutputFormat } from './output.js';
 
 export { EXIT_CODES } from './common.js';
@@ -34,6 +35,7 @@ Commands:
 ${COMPUTE_HELP}
 ${NETWORK_HELP}
 ${BLOCK_HELP}
+${OBJECT_HELP}
 
 Global options:
   --url URL        the API (default: $STRATA_URL, the URL of the last login, or grpcs://127.0.0.1:5050)
@@ -477,6 +479,7 @@ export async function main(argv: string[]): Promise<number> {
     else if (COMPUTE_COMMANDS.includes(command)) return await computeCommand(ctx, command, rest);
     else if (NETWORK_COMMANDS.includes(command)) await networkCommand(ctx, command, rest);
     else if (BLOCK_COMMANDS.includes(command)) return await blockCommand(ctx, command, rest);
+    else if (OBJECT_COMMANDS.includes(command)) return await objectStorageCommand(ctx, command, rest);
     else throw new UsageError(`unknown command ${command}\n\n${HELP}`);
     return EXIT_CODES.ok;
   } catch (e) {
