@@ -89,7 +89,9 @@ function checkConditions(req: Req, meta: { etag: string }, isGet: boolean): void
 export function createObjectService(o: ObjectServiceOptions): UntypedServiceImplementation {
   const impl: UntypedServiceImplementation = {};
   const now = o.now ?? Date.now;
-  const rpc = unaryRpcs({ service: 'strata.object.v1.ObjectService', policy: objectPolicy, ruleOf: objectRule, authenticator: o.authenticator, impl, label: 'object' });
+  const register = unaryRpcs({ service: 'strata.object.v1.ObjectService', policy: objectPolicy, ruleOf: objectRule, authenticator: o.authenticator, impl, label: 'object' });
+  // Every rule is enforced up front (no rule needs the target): the account and ACL checks come after, in the handlers.
+  const rpc = (name: string, handler: Parameters<typeof register>[1]) => register(name, handler, () => ({}));
 
   // Swift's X-Timestamp, strictly increasing in this process (10 µs steps), so two writes of a name in one millisecond still order.
   let lastTs = 0;
@@ -176,6 +178,9 @@ export function createObjectService(o: ObjectServiceOptions): UntypedServiceImpl
     const account = accountFor(c, given.account);
     requireAccount(c, account, 'write');
     await existingContainer(account, String(given.name ?? ''));
+    checkMetadata(given.metadata, 'container.metadata');
+    checkAcl(given.readAcl, 'container.read_acl', false);
+    checkAcl(given.writeAcl, 'container.write_acl', true);
     const mask = maskOf(req);
     if (mask.length === 0) throw invalid('update_mask', 'names no field (metadata, readAcl, writeAcl, quotaBytes, quotaCount)');
     await o.writer.send('container', containerId(account, given.name!), { type: 'UpdateContainer', container: { ...given, account }, updateMask: mask }, actorOf(c));
@@ -374,7 +379,7 @@ export function createObjectService(o: ObjectServiceOptions): UntypedServiceImpl
         const err = toServiceError(asError(e));
         if (!(e instanceof ApiError) && !(e instanceof InvalidArgumentError) && err.code === grpcStatus.INTERNAL) console.error('object GetObject:', e);
         span.setStatus({ code: SpanStatusCode.ERROR, message: err.details });
-        call.destroy(err as never);
+        call.emit('error', err);
       } finally {
         span.end();
       }
