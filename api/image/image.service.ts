@@ -333,7 +333,8 @@ export function createImageService(o: ImageServiceOptions): UntypedServiceImplem
         }
         call.end();
       },
-      (err) => call.destroy(err as never),
+      // grpc-js sends a server stream's status from its 'error' handler (then ends it); destroy() would send none.
+      (err) => call.emit('error', err),
       () => call.metadata,
     );
 
