@@ -16,6 +16,7 @@ import { BlockQueries } from '../projections/block/block.queries.js';
 import { followBlock } from './sagas/block.feed.js';
 import { createObjectApi, OBJECT_SERVICE, type ObjectApi, type ObjectApiOptions } from '../api/object/object.api.js';
 import { ObjectAgent, type ObjectDeviceConfig } from '../agents/object/object.agent.js';
+import { createImageApi, IMAGE_SERVICE, type ImageApi } from '../api/image/image.api.js';
 import { createIdentityApi, IDENTITY_SERVICE, type IdentityApi, type IdentityApiOptions } from '../api/identity/identity.api.js';
 import { ComputeAgents, type HostConfig } from '../agents/compute/compute.agent.js';
 import { protoRoot } from './envelope/envelope.codec.js';
@@ -66,6 +67,8 @@ export interface Cloud {
   blockConductor: BlockConductor;
   blockAgents: BlockAgent[];
   object: ObjectApi;
+  /** The image service (Glance), its data in object storage. */
+  image: ImageApi;
   /** The object agent of objectDevices (absent without any). */
   objectAgent?: ObjectAgent;
   server: GrpcServer;
@@ -141,6 +144,7 @@ export async function startCloud(o: CloudOptions): Promise<Cloud> {
       })
     : undefined;
   if (objectAgent) await registerDevices(object, objectAgent, o.objectDevices!);
+  const image = await createImageApi({ log: o.log, store: o.store, topology: o.topology, authenticator: identity.authenticator, proxy: object.proxy, objectWriter: object.writer, now: o.identity?.now });
   const server = await startGrpcServer({
     host: o.host,
     port: o.port ?? 0,
@@ -152,6 +156,7 @@ export async function startCloud(o: CloudOptions): Promise<Cloud> {
       { name: NETWORK_SERVICE, implementation: network.implementation },
       { name: VOLUME_SERVICE, implementation: block.implementation },
       { name: OBJECT_SERVICE, implementation: object.implementation },
+      { name: IMAGE_SERVICE, implementation: image.implementation },
     ],
   });
   return {
@@ -162,6 +167,7 @@ export async function startCloud(o: CloudOptions): Promise<Cloud> {
     blockConductor,
     blockAgents,
     object,
+    image,
     objectAgent,
     server,
     port: server.port,
@@ -181,6 +187,7 @@ export async function startCloud(o: CloudOptions): Promise<Cloud> {
       await compute.close();
       await network.close();
       await block.close();
+      await image.close();
       await object.close();
       await identity.close();
       for (const w of workers) await w.stop();
