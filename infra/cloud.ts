@@ -208,7 +208,12 @@ async function registerDevices(object: ObjectApi, agent: ObjectAgent, devices: O
     const address = agent.devices.find((x) => x.deviceId === d.deviceId)!.address;
     const known = builder.find((b) => b.id === d.deviceId);
     if (known && known.host === address) continue;
-    if (known) await object.writer.send('object_ring', 'default', { type: 'RemoveRingDevice', deviceId: d.deviceId }, system);
+    if (known) {
+      // A new port after a restart (port 0): the device keeps its partitions (Swift's set_info).
+      const reply = await object.writer.send('object_ring', 'default', { type: 'SetRingDeviceAddress', deviceId: d.deviceId, host: address }, system);
+      await object.feed.caughtUp(reply.position, reply.events.length);
+      continue;
+    }
     const reply = await object.writer.send('object_ring', 'default', { type: 'AddRingDevice', device: { id: d.deviceId, region: d.region ?? 1, zone: d.zone ?? i + 1, host: address, device: `d${d.deviceId}`, weight: d.weight ?? 100 } }, system);
     await object.feed.caughtUp(reply.position, reply.events.length);
     added++;

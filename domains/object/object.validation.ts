@@ -135,6 +135,9 @@ export function validateObjectCommand(command: Fields): void {
     case 'SetRingDeviceWeight':
       if (!(Number(command.weight) >= 0)) fail('weight', 'must be >= 0');
       return;
+    case 'SetRingDeviceAddress':
+      if (!/^[^\s:]+:\d{1,5}$/.test(command.host ?? '')) fail('host', `"${command.host}" is not "address:port"`);
+      return;
   }
 }
 

@@ -19,8 +19,8 @@ export interface RingContext {
   assignment: string;
 }
 
-export const RING_COMMANDS = ['CreateRing', 'AddRingDevice', 'RemoveRingDevice', 'SetRingDeviceWeight', 'RebalanceRing'] as const;
-export const RING_EVENTS = ['RingCreated', 'RingDeviceAdded', 'RingDeviceRemoved', 'RingDeviceWeightSet', 'RingRebalanced'] as const;
+export const RING_COMMANDS = ['CreateRing', 'AddRingDevice', 'RemoveRingDevice', 'SetRingDeviceWeight', 'SetRingDeviceAddress', 'RebalanceRing'] as const;
+export const RING_EVENTS = ['RingCreated', 'RingDeviceAdded', 'RingDeviceRemoved', 'RingDeviceWeightSet', 'RingDeviceAddressSet', 'RingRebalanced'] as const;
 
 const sameDevices = (a: RingDevice[], b: RingDevice[]) =>
   a.length === b.length && a.every((d, i) => d.id === b[i].id && d.weight === b[i].weight && d.zone === b[i].zone && d.region === b[i].region && d.host === b[i].host);
@@ -43,6 +43,7 @@ export function ringRefusal(state: string, context: RingContext, event: RefusalI
     }
     case 'RemoveRingDevice':
     case 'SetRingDeviceWeight':
+    case 'SetRingDeviceAddress':
       return known(event.deviceId) ? undefined : { code: 'NOT_FOUND', message: `ring device ${event.deviceId} not found` };
     case 'RebalanceRing': {
       const problem = ringProblem(context.partPower, context.replicas, context.builder);
@@ -101,6 +102,13 @@ export const ringMachine = setup({}).createMachine({
         RingDeviceWeightSet: {
           actions: assign(({ context, event }: { context: RingContext; event: RefusalInput }) => ({
             builder: context.builder.map((d) => (d.id === event.deviceId ? { ...d, weight: event.weight as number } : d)),
+          })),
+        },
+        SetRingDeviceAddress: command('active', (_c, e) => [{ type: 'RingDeviceAddressSet', deviceId: e.deviceId, host: e.host }]),
+        RingDeviceAddressSet: {
+          actions: assign(({ context, event }: { context: RingContext; event: RefusalInput }) => ({
+            builder: context.builder.map((d) => (d.id === event.deviceId ? { ...d, host: event.host as string } : d)),
+            devices: context.devices.map((d) => (d.id === event.deviceId ? { ...d, host: event.host as string } : d)),
           })),
         },
         RebalanceRing: command('active', rebalanced),

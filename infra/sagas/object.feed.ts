@@ -41,6 +41,12 @@ export class ObjectView implements FoldedView<DecodedEvent> {
       case 'RingDeviceWeightSet':
         this.builder = this.builder.map((d) => (d.id === event.deviceId ? { ...d, weight: event.weight } : d));
         return 'ring';
+      case 'RingDeviceAddressSet': {
+        const moved = (d: RingDevice) => (d.id === event.deviceId ? { ...d, host: event.host } : d);
+        this.builder = this.builder.map(moved);
+        if (this.current) this.current = { ...this.current, devices: this.current.devices.map(moved) };
+        return 'ring';
+      }
       case 'RingRebalanced':
         this.partPower = event.partPower;
         this.current = {

@@ -68,7 +68,7 @@ export const OBJECT_TABLES = ['object_containers', 'object_objects', 'object_con
 export const OBJECT_PROJECTED_EVENTS = [
   'ContainerCreated', 'ContainerUpdated', 'ContainerDeleted',
   'ObjectRecorded', 'ObjectMetadataUpdated', 'ObjectDeleted', 'ReplicaQuarantined',
-  'RingCreated', 'RingDeviceAdded', 'RingDeviceRemoved', 'RingDeviceWeightSet', 'RingRebalanced',
+  'RingCreated', 'RingDeviceAdded', 'RingDeviceRemoved', 'RingDeviceWeightSet', 'RingDeviceAddressSet', 'RingRebalanced',
 ] as const;
 
 /** The container's counts moved by (objects, bytes): an increment, which commutes with the others. */
@@ -182,6 +182,9 @@ export function objectStatements(event: EventEnvelope): Statement[] {
       return [{ sql: 'DELETE FROM object_ring_builder WHERE policy = $1 AND device_id = $2', params: [id, int(e.deviceId)] }];
     case 'RingDeviceWeightSet':
       return [{ sql: 'UPDATE object_ring_builder SET weight = $3 WHERE policy = $1 AND device_id = $2', params: [id, int(e.deviceId), Number(e.weight ?? 0)] }];
+    // The assignment's copy of the address is overlaid from the builder when read (ObjectQueries.getRing).
+    case 'RingDeviceAddressSet':
+      return [{ sql: 'UPDATE object_ring_builder SET host = $3 WHERE policy = $1 AND device_id = $2', params: [id, int(e.deviceId), String(e.host ?? '')] }];
     case 'RingRebalanced':
       return [
         {

@@ -280,8 +280,11 @@ export class ObjectQueries {
       'SELECT device_id AS id, region, zone, host, device, weight FROM object_ring_builder WHERE policy = $1 ORDER BY device_id',
       [policy],
     );
+    // A device's address can change without a rebalance (SetRingDeviceAddress): the builder's is the current one.
+    const hosts = new Map(builder.map((b) => [Number(b.id), String(b.host)]));
     return {
-      partPower: Number(r.part_power), replicas: Number(r.replicas), version: Number(r.version), devices: parse<Row[]>(r.devices, []).map(deviceOf),
+      partPower: Number(r.part_power), replicas: Number(r.replicas), version: Number(r.version),
+      devices: parse<Row[]>(r.devices, []).map(deviceOf).map((d) => ({ ...d, host: hosts.get(d.id) ?? d.host })),
       builder: builder.map(deviceOf), assignment: r.assignment, lastMoved: Number(r.last_moved),
     };
   }
