@@ -9,6 +9,7 @@ import { EXIT_CODES, GRPC_TO_EXIT, parse, str, UsageError, type Context, type Op
 import { COMPUTE_COMMANDS, computeCommand, COMPUTE_HELP } from './compute.js';
 import { NETWORK_COMMANDS, networkCommand, NETWORK_HELP } from './network.js';
 import { OBJECT_COMMANDS, OBJECT_HELP, objectStorageCommand } from './object.js';
+import { IMAGE_COMMANDS, IMAGE_HELP, imageCommand } from './image.js';
 import { print, type OutputFormat } from './output.js';
 
 export { EXIT_CODES } from './common.js';
@@ -36,6 +37,7 @@ ${COMPUTE_HELP}
 ${NETWORK_HELP}
 ${BLOCK_HELP}
 ${OBJECT_HELP}
+${IMAGE_HELP}
 
 Global options:
   --url URL        the API (default: $STRATA_URL, the URL of the last login, or grpcs://127.0.0.1:5050)
@@ -480,6 +482,7 @@ export async function main(argv: string[]): Promise<number> {
     else if (NETWORK_COMMANDS.includes(command)) await networkCommand(ctx, command, rest);
     else if (BLOCK_COMMANDS.includes(command)) return await blockCommand(ctx, command, rest);
     else if (OBJECT_COMMANDS.includes(command)) return await objectStorageCommand(ctx, command, rest);
+    else if (IMAGE_COMMANDS.includes(command)) return await imageCommand(ctx, command, rest);
     else throw new UsageError(`unknown command ${command}\n\n${HELP}`);
     return EXIT_CODES.ok;
   } catch (e) {
