@@ -1,5 +1,5 @@
 // The all-in-one Strata process: the log (embedded by default), the read-model store (SQLite by
-// default), the decider workers and the identity, compute, network and block APIs on one gRPC server with TLS,
+// default), the decider workers and the identity, compute, network, block, object and image APIs on one gRPC server with TLS,
 // until SIGINT/SIGTERM.
 // Configuration: infra/config/config.ts, listed in README.md. With STRATA_BOOTSTRAP_PASSWORD
 // set, the first start also runs the bootstrap (as `strata bootstrap` does).
@@ -34,6 +34,16 @@ if (!['0', '1'].includes(blockLocal)) throw new Error(`STRATA_BLOCK_LOCAL must b
 const blockHosts = blockLocal === '1'
   ? [{ hostId: process.env.STRATA_BLOCK_HOST_ID || 'local', backend: process.env.STRATA_BLOCK_BACKEND || 'local', availabilityZone: 'nova', stateDir: join(api.stateDir, 'block'), imageDir: process.env.STRATA_IMAGE_DIR || undefined }]
   : [];
+// STRATA_OBJECT_LOCAL=N (default 3): N object storage devices in this process under <state dir>/object,
+// one zone each, in the ring with 3 replicas (0: object servers join with `npm run agent:object`).
+// STRATA_OBJECT_PORT_BASE: their object servers listen on BASE+1.. (default 0: any free port; the
+// ring follows a device to its new port without moving its partitions).
+const objectLocal = Number(process.env.STRATA_OBJECT_LOCAL ?? 3);
+if (!Number.isInteger(objectLocal) || objectLocal < 0 || objectLocal > 16) throw new Error(`STRATA_OBJECT_LOCAL must be a whole number 0..16, got "${process.env.STRATA_OBJECT_LOCAL}"`);
+const objectPortBase = Number(process.env.STRATA_OBJECT_PORT_BASE ?? 0);
+if (!Number.isInteger(objectPortBase) || objectPortBase < 0 || objectPortBase > 65_000) throw new Error(`STRATA_OBJECT_PORT_BASE must be a port number, got "${process.env.STRATA_OBJECT_PORT_BASE}"`);
+const objectDevices = Array.from({ length: objectLocal }, (_, i) => ({ deviceId: i + 1, root: join(api.stateDir, 'object', `d${i + 1}`), port: objectPortBase ? objectPortBase + i + 1 : 0, zone: i + 1 }));
+const objectReplicas = Math.min(3, Math.max(1, objectLocal));
 const tls = api.insecure ? ('insecure' as const) : await ensureTlsMaterial(join(api.stateDir, 'tls'), api.tlsHosts);
 const cloud = await startCloud({
   log,
@@ -48,6 +58,8 @@ const cloud = await startCloud({
   computeHosts,
   computeAgentListen: fakeConfig?.listen,
   blockHosts,
+  objectDevices,
+  objectRing: { replicas: objectReplicas },
 });
 const scheme = tls === 'insecure' ? 'grpc' : 'grpcs';
 const url = `${scheme}://${api.host}:${cloud.identity.port}`;
@@ -59,6 +71,8 @@ console.log(`strata: identity API at ${url}${tls === 'insecure' ? ' (no TLS)' : 
 console.log(`strata: network API at ${url} (the same server); tenant networks take VXLAN ids from ${vniRange.join(':')}`);
 console.log(`strata: compute API at ${url} (the same server); conductor running; ${computeHosts ? `${computeHosts.length} fake compute host(s) in this process` : 'compute hosts join with `npm run agent:compute`'}`);
 console.log(`strata: block API at ${url} (the same server); ${blockHosts.length ? `storage host ${blockHosts[0].hostId} in this process, volumes in ${blockHosts[0].stateDir}` : 'storage hosts join with `npm run agent:block`'}`);
+
+console.log(`strata: object and image APIs at ${url} (the same server); ${objectDevices.length ? `${objectDevices.length} object device(s) in this process under ${join(api.stateDir, 'object')}, ${objectReplicas} replica(s)` : 'object servers join with `npm run agent:object`'}`);
 
 if (process.env.STRATA_BOOTSTRAP_PASSWORD) {
   const result = await bootstrap(cloud.identity.writer, { adminPassword: process.env.STRATA_BOOTSTRAP_PASSWORD, identityUrl: url });
