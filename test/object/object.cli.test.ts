@@ -7,7 +7,8 @@
 // comes back whole (MD5 equal); object metadata is set and shown; objects are deleted. Then an
 // object agent runs as a process of its own on the cloud's log; its device enters the ring through
 // `strata ring add-device` + `strata ring rebalance`, objects written afterwards have replicas on it
-// (read from its object server), and once it is SIGKILLed PUTs still succeed (quorum 2 of 3).
+// (read from its object server), and once it is SIGKILLed PUTs still succeed (quorum 2 of 3); an
+// agent with STRATA_OBJECT_REGISTER puts its device in the builder itself and exits 0 on SIGTERM.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, statSync, writeFileSync, openSync, writeSync, closeSync } from 'node:fs';
@@ -300,5 +301,34 @@ describe('the strata CLI for object storage, against a cloud', () => {
     expect(tree(join(back, 'after'))).toEqual(tree(after));
     const affected = up.objects.filter((o: { name: string }) => primaryDevices(view.ring()!, view.recorded(rig.account, 'spread', o.name)!.partition).some((d) => d.id === 4));
     expect(affected.length).toBeGreaterThan(0); // some of these PUTs had the dead device among their primaries
+  });
+
+  it('registers its devices with STRATA_OBJECT_REGISTER (pending until a rebalance) and stops cleanly on SIGTERM', { timeout: 120_000 }, async () => {
+    const port = await new Promise<number>((resolve) => {
+      const s = createServer().listen(0, '127.0.0.1', () => {
+        const p = (s.address() as { port: number }).port;
+        s.close(() => resolve(p));
+      });
+    });
+    const env = { ...process.env, STRATA_LOG: 'embedded', STRATA_LOG_PATH: rig.logPath, STRATA_PARTITIONS: '4', STRATA_REPLY_PARTITIONS: '4', STRATA_OBJECT_DEVICES: `7:${join(work, 'agent-d7')}:${port}`, STRATA_OBJECT_REGISTER: '7:2:50' };
+    const child = spawn(process.execPath, ['--import', 'tsx', join(root, 'agents/object/main.ts')], { env, stdio: ['ignore', 'pipe', 'inherit'], detached: true });
+    children.push(child);
+    const exited = new Promise<[number | null, string | null]>((r) => child.once('exit', (code, signal) => r([code, signal])));
+    const out = await new Promise<string>((resolve, reject) => {
+      let text = '';
+      child.stdout!.on('data', (d: Buffer) => {
+        text += d.toString();
+        if (/^ready$/m.test(text)) resolve(text);
+      });
+      void exited.then(([code, signal]) => reject(new Error(`the object agent exited (${code ?? signal}) before it was ready: ${text}`)));
+    });
+    expect(out).toContain('device 7: added to the ring (zone 7, region 2, weight 50)');
+    const ring = json(await admin(['--output', 'json', 'ring', 'show']));
+    expect(ring.devices.find((d: { device: { id: number } }) => d.device.id === 7)).toMatchObject({ device: { zone: 7, region: 2, weight: 50, host: `127.0.0.1:${port}`, device: 'd7' }, partitions: 0, pending: true, up: true });
+    child.kill('SIGTERM');
+    expect(await exited).toEqual([0, null]);
+    // Out of the builder again before it ever held a partition.
+    const after = json(await admin(['--output', 'json', 'ring', 'remove-device', '7']));
+    expect(after.devices.some((d: { device: { id: number } }) => d.device.id === 7)).toBe(false);
   });
 });
