@@ -17,6 +17,11 @@ import { followBlock } from './sagas/block.feed.js';
 import { createObjectApi, OBJECT_SERVICE, type ObjectApi, type ObjectApiOptions } from '../api/object/object.api.js';
 import { ObjectAgent, type ObjectDeviceConfig } from '../agents/object/object.agent.js';
 import { createImageApi, IMAGE_SERVICE, type ImageApi } from '../api/image/image.api.js';
+import { imageUsableBy } from '../domains/image/image.types.js';
+import { refuse } from '../api/errors.js';
+import { actorOf } from '../api/request.js';
+import type { ServerImages } from '../api/compute/compute.service.js';
+import { followImages, type ImageFeed } from './sagas/image.feed.js';
 import { createIdentityApi, IDENTITY_SERVICE, type IdentityApi, type IdentityApiOptions } from '../api/identity/identity.api.js';
 import { ComputeAgents, type HostConfig } from '../agents/compute/compute.agent.js';
 import { protoRoot } from './envelope/envelope.codec.js';
@@ -69,6 +74,8 @@ export interface Cloud {
   object: ObjectApi;
   /** The image service (Glance), its data in object storage. */
   image: ImageApi;
+  /** The image domain folded (for compute hosts in this process that boot from the image service). */
+  imageFeed: ImageFeed;
   /** The object agent of objectDevices (absent without any). */
   objectAgent?: ObjectAgent;
   server: GrpcServer;
@@ -107,6 +114,28 @@ export async function startCloud(o: CloudOptions): Promise<Cloud> {
     now: o.identity?.now,
     ...o.network,
   });
+  // The compute API asks the image service, which starts after it (it needs object storage).
+  let imageApi: ImageApi | undefined;
+  const serverImages: ServerImages = {
+    async usable(imageId, c) {
+      const image = await imageApi?.queries.getImage(imageId);
+      if (!image) return undefined;
+      const members = await imageApi!.queries.members(imageId);
+      const project = c.scope.kind === 'project' ? c.scope.projectId : '';
+      if (!imageUsableBy(image, members, project, c.isAdmin)) throw refuse('NOT_FOUND', `Image ${imageId} could not be found.`);
+      return { status: image.status, properties: image.properties };
+    },
+    async createSnapshot(image, c) {
+      if (!imageApi) throw refuse('UNAVAILABLE', 'the image service is not running');
+      const reply = await imageApi.writer.reply(
+        'image',
+        image.id,
+        { type: 'CreateImage', image: { id: image.id, owner: image.owner, name: image.name, visibility: 'private', diskFormat: 'qcow2', containerFormat: 'bare', properties: image.properties } },
+        actorOf(c),
+      );
+      if (reply.kind === 'rejected' && reply.rejection.code !== 'ALREADY_EXISTS') throw refuse(reply.rejection.code, reply.rejection.message, reply.rejection);
+    },
+  };
   const compute = await createComputeApi({
     log: o.log,
     store: o.store,
@@ -117,6 +146,7 @@ export async function startCloud(o: CloudOptions): Promise<Cloud> {
     networks: network.queries,
     // Moves of servers with volumes attached are refused: the block read models say which have some.
     volumes: new BlockQueries(o.store),
+    images: serverImages,
     ...o.compute,
   });
   const block = await createBlockApi({ log: o.log, store: o.store, topology: o.topology, authenticator: identity.authenticator, servers: compute.queries, now: o.identity?.now });
@@ -145,6 +175,8 @@ export async function startCloud(o: CloudOptions): Promise<Cloud> {
     : undefined;
   if (objectAgent) await registerDevices(object, objectAgent, o.objectDevices!);
   const image = await createImageApi({ log: o.log, store: o.store, topology: o.topology, authenticator: identity.authenticator, proxy: object.proxy, objectWriter: object.writer, now: o.identity?.now });
+  imageApi = image;
+  const imageFeed = await followImages({ log: o.log, topology: o.topology });
   const server = await startGrpcServer({
     host: o.host,
     port: o.port ?? 0,
@@ -168,6 +200,7 @@ export async function startCloud(o: CloudOptions): Promise<Cloud> {
     blockAgents,
     object,
     image,
+    imageFeed,
     objectAgent,
     server,
     port: server.port,
@@ -187,6 +220,7 @@ export async function startCloud(o: CloudOptions): Promise<Cloud> {
       await compute.close();
       await network.close();
       await block.close();
+      await imageFeed.close();
       await image.close();
       await object.close();
       await identity.close();

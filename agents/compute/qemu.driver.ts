@@ -64,8 +64,8 @@ export interface QemuDriverOptions {
   stateDir: string;
   /** Maps an image id to how its guests boot (default: `images`). */
   resolveImage?: (imageId: string) => GuestBoot | Promise<GuestBoot>;
-  /** Where snapshots (create image, create backup) go, and images come from when resolveImage is absent. */
-  images?: ImageDirectory;
+  /** Where snapshots (create image, create backup) go, and images come from when resolveImage is absent: a directory, or the image service. */
+  images?: Pick<ImageDirectory, 'save'> & { resolve(imageId: string): GuestBoot | Promise<GuestBoot> };
   /** The QEMU binary (default qemu-system-x86_64). */
   qemuBinary?: string;
   accelerator?: Accelerator;

@@ -34,6 +34,8 @@ export interface ComputeApiOptions {
   networks?: NetworkQueries;
   /** The servers' volume attachments; see ComputeServiceOptions. */
   volumes?: ComputeServiceOptions['volumes'];
+  /** The image service (boot images, snapshots); absent: hosts' image directories decide. */
+  images?: ComputeServiceOptions['images'];
 }
 
 export interface ComputeApi {
@@ -58,7 +60,7 @@ export async function createComputeApi(o: ComputeApiOptions): Promise<ComputeApi
   await runner.start();
   const writer = new ComputeWriter(bus, (position) => runner.waitFor(position), o.now);
   const agents = new AgentConsoleClient(o.agentTimeoutMs);
-  const implementation = createComputeService({ writer, queries, authenticator: o.authenticator, watch, now: o.now, consoleOutput: o.consoleOutput, agents, networks: o.networks, volumes: o.volumes });
+  const implementation = createComputeService({ writer, queries, authenticator: o.authenticator, watch, now: o.now, consoleOutput: o.consoleOutput, agents, networks: o.networks, volumes: o.volumes, images: o.images });
   return {
     implementation,
     runner,

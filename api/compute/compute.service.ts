@@ -55,7 +55,23 @@ export interface ComputeServiceOptions {
   networks?: NetworkQueries;
   /** The servers' volume attachments (block read models); absent: servers have no volumes. */
   volumes?: { attachmentsOfServer(serverId: string): Promise<{ volumeId: string }[]> };
+  /** The image service; absent (or an image it does not know): a host's own image directory decides. */
+  images?: ServerImages;
 }
+
+/** What the compute API asks the image service (Glance, as Nova does). */
+export interface ServerImages {
+  /** The image as the caller may see it: undefined when the image service does not have it; NOT_FOUND when the caller may not use it. */
+  usable(imageId: string, c: Caller): Promise<{ status: string; properties: Record<string, string> } | undefined>;
+  /** Creates the queued image a server's snapshot will be uploaded into (a retry with the same id is a no-op). */
+  createSnapshot(image: { id: string; name: string; owner: string; properties: Record<string, string> }, c: Caller): Promise<void>;
+}
+
+/** An image id from a request id: a uuid in form, as the image service's ids are. */
+const snapshotImageId = (serverId: string, requestId: string) => {
+  const h = derivedId('image', serverId, requestId);
+  return `${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20, 32)}`;
+};
 
 /**
  * Actions that move a guest to another host or take it off its host: a server with volumes
@@ -634,6 +650,11 @@ export function createComputeService(o: ComputeServiceOptions): UntypedServiceIm
       if (quota.limits.metadata_items >= 0 && items > quota.limits.metadata_items) {
         throw exhausted('metadata_items', `Requested ${items}, but the limit is ${quota.limits.metadata_items} metadata_items per server`);
       }
+      if (req.imageId && o.images) {
+        // Nova asks Glance: an image it has must be active and usable by the caller.
+        const image = await o.images.usable(String(req.imageId), c);
+        if (image && image.status !== 'active') throw refuse('FAILED_PRECONDITION', `Image ${req.imageId} is not active (it is ${image.status}).`, { state: image.status });
+      }
       const networks = await serverNetworks(o.networks, { projectId, isAdmin: c.isAdmin }, req, maxCount);
       const plan: ServerRequest = {
         networks,
@@ -720,7 +741,7 @@ export function createComputeService(o: ComputeServiceOptions): UntypedServiceIm
         return { type: a.command, ...(req.offload !== undefined && req.offload !== null ? { offload: Boolean(req.offload) } : {}) };
       case 'CreateServerImage':
       case 'CreateServerBackup':
-        return { type: a.command, name: required('name', req.name), imageId: derivedId('image', s.id, requestId) };
+        return { type: a.command, name: required('name', req.name), imageId: snapshotImageId(s.id, requestId) };
       case 'SetServerMetadata':
         return { type: a.command, items: req.metadata ?? {}, maxItems: (await queries.getQuota(s.projectId)).limits.metadata_items };
       case 'DeleteServerMetadata':
@@ -753,6 +774,16 @@ export function createComputeService(o: ComputeServiceOptions): UntypedServiceIm
       }
       const command = await actionCommand(a, req, s, c, requestId);
       validateComputeCommand(command);
+      if ((a.rpc === 'CreateServerImage' || a.rpc === 'CreateServerBackup') && o.images) {
+        // As Nova: the image exists (queued) before the host is asked to snapshot into it. It boots
+        // as the server's image did: a machine image's kernel and ramdisk come along.
+        const base = s.imageId ? await o.images.usable(s.imageId, c).catch(() => undefined) : undefined;
+        const inherited = Object.fromEntries(Object.entries(base?.properties ?? {}).filter(([k]) => ['kernel_id', 'ramdisk_id', 'os_command_line', 'hw_disk_bus'].includes(k)));
+        await o.images.createSnapshot(
+          { id: String(command.imageId), name: String(command.name), owner: s.projectId, properties: { ...inherited, image_type: a.rpc === 'CreateServerImage' ? 'snapshot' : 'backup', instance_uuid: s.id, base_image_ref: s.imageId ?? '' } },
+          c,
+        );
+      }
       // Keyed by the user and the server as well: request ids are the caller's to choose.
       await send('instance', s.id, command, c, `compute/${c.userId}/${s.id}/${requestId}/${command.type}`, requestId);
       const after = (await queries.getServer(s.id, { includeDeleted: true })) ?? s;
