@@ -28,6 +28,7 @@ const rules: Record<string, Rule> = Object.fromEntries(
       ['ExtendVolume', member],
       ['RetypeVolume', member],
       ['ResetVolumeStatus', admin],
+      ['UploadVolumeToImage', member],
       ['AttachVolume', member],
       ['DetachVolume', member],
       ['ListServerVolumes', reader],

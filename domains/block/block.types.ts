@@ -7,7 +7,8 @@ export const BLOCK_DOMAIN = 'block';
 /**
  * A volume's statuses, spelled as Cinder spells them (the machine's live states; it also has
  * `absent` before creation and `deleted` after). `retyping` is only reached by an admin's reset:
- * a retype that needs no migration is immediate here (migration is not supported).
+ * a retype that needs no migration is immediate here (migration is not supported). `uploading`
+ * is Cinder's os-volume_upload_image: the volume's data goes to a new image, then it is back.
  */
 export const VOLUME_STATUSES = [
   'creating',
@@ -25,6 +26,7 @@ export const VOLUME_STATUSES = [
   'restoring-backup',
   'error_restoring',
   'retyping',
+  'uploading',
 ] as const;
 export type VolumeStatus = (typeof VOLUME_STATUSES)[number];
 

@@ -275,6 +275,14 @@ const COMMAND_RULES: Record<string, (c: Fields) => void> = {
     id('backup_id', c.backupId);
     sizeGb('size_gb', c.sizeGb);
   },
+  BeginVolumeUpload: (c) => {
+    id('image_id', c.imageId);
+    bool('force', c.force);
+  },
+  EndVolumeUpload: (c) => {
+    id('image_id', c.imageId);
+    reason('reason', c.reason);
+  },
   ResetVolumeStatus: (c) => {
     oneOf('status', c.status, VOLUME_RESET_STATUSES);
     reason('reason', c.reason);

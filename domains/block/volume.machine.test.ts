@@ -52,6 +52,7 @@ const AT: Record<VolumeStatus, M[]> = {
   'restoring-backup': restoring,
   error_restoring: [...restoring, moved('error_restoring', 'restoring-backup', 'corrupt')],
   retyping: [...available(), moved('retyping', 'available', 'reset')],
+  uploading: [...available(), { type: 'VolumeUploadStarted', imageId: 'img1' }, moved('uploading', 'available')],
 };
 
 /** One command of each type, valid in the fixtures where its status allows it. */
@@ -78,6 +79,8 @@ const COMMAND: Record<string, M> = {
   EndVolumeBackup: { type: 'EndVolumeBackup', backupId: 'b1' },
   BeginVolumeRestore: { type: 'BeginVolumeRestore', backupId: 'b2' },
   EndVolumeRestore: { type: 'EndVolumeRestore', backupId: 'b1', sizeGb: 10 },
+  BeginVolumeUpload: { type: 'BeginVolumeUpload', imageId: 'img2', force: false },
+  EndVolumeUpload: { type: 'EndVolumeUpload', imageId: 'img1', reason: '' },
   ResetVolumeStatus: { type: 'ResetVolumeStatus', status: 'error', reason: 'stuck' },
 };
 
@@ -106,6 +109,8 @@ const LEGAL: Record<string, readonly string[]> = {
   EndVolumeBackup: ['backing-up'],
   BeginVolumeRestore: ['available'],
   EndVolumeRestore: ['restoring-backup'],
+  BeginVolumeUpload: ['available'],
+  EndVolumeUpload: ['uploading'],
   ResetVolumeStatus: LIVE,
 };
 
@@ -137,6 +142,8 @@ function outcome(status: VolumeStatus, type: string): { events: string[]; to: st
     case 'EndVolumeBackup': return move('available');
     case 'BeginVolumeRestore': return move('restoring-backup', 'VolumeRestoreStarted');
     case 'EndVolumeRestore': return move('available');
+    case 'BeginVolumeUpload': return move('uploading', 'VolumeUploadStarted');
+    case 'EndVolumeUpload': return move('available');
     case 'ResetVolumeStatus': return move('error');
   }
   throw new Error(`no outcome for ${type}`);
@@ -188,7 +195,7 @@ describe('volume: every (status, command) pair', () => {
     });
   }
 
-  it('with force, DeleteVolume runs in every status without an attachment, BeginVolumeBackup also in-use; an attachment still refuses', () => {
+  it('with force, DeleteVolume runs in every status without an attachment, BeginVolumeBackup and BeginVolumeUpload also in-use; an attachment still refuses', () => {
     for (const s of VOLUME_STATUSES) {
       const d = decide(AT[s], { type: 'DeleteVolume', cascade: false, force: true });
       const attached = fold(volumeDecider, AT[s]).context.attachments as Attachment[];
@@ -197,6 +204,9 @@ describe('volume: every (status, command) pair', () => {
       const b = decide(AT[s], { type: 'BeginVolumeBackup', backupId: 'b2', force: true });
       if (s === 'available' || s === 'in-use') expect(b, s).toMatchObject({ events: [{ type: 'VolumeBackupStarted', backupId: 'b2' }, moved('backing-up', s)] });
       else expect(b, s).toMatchObject({ rejection: { code: 'FAILED_PRECONDITION', state: s } });
+      const u = decide(AT[s], { type: 'BeginVolumeUpload', imageId: 'img2', force: true });
+      if (s === 'available' || s === 'in-use') expect(u, s).toMatchObject({ events: [{ type: 'VolumeUploadStarted', imageId: 'img2' }, moved('uploading', s)] });
+      else expect(u, s).toMatchObject({ rejection: { code: 'FAILED_PRECONDITION', state: s, message: expect.stringContaining(`volume v1 is ${s}`) } });
     }
   });
 
@@ -220,6 +230,8 @@ describe('volume: every (status, command) pair', () => {
     expect(volumeCommandsAllowed('in-use')).toEqual(['UpdateVolume', 'ExtendVolume', 'RetypeVolume', 'ReserveAttachment', 'BeginDetaching', 'AddVolumeSnapshot', 'RemoveVolumeSnapshot', 'ResetVolumeStatus']);
     expect(volumeCommandsAllowed('in-use', { force: true })).toContain('DeleteVolume');
     expect(volumeCommandsAllowed('in-use', { force: true })).toContain('BeginVolumeBackup');
+    expect(volumeCommandsAllowed('in-use', { force: true })).toContain('BeginVolumeUpload');
+    expect(volumeCommandsAllowed('uploading')).toEqual(['UpdateVolume', 'RemoveVolumeSnapshot', 'EndVolumeUpload', 'ResetVolumeStatus']);
     expect(volumeDecider.allowedCommands(fold(volumeDecider, []))).toEqual(['CreateVolume']);
   });
 });
@@ -455,6 +467,23 @@ describe('volume: snapshots, backups and restores', () => {
       moved('available', 'restoring-backup'),
     ]);
     expect(r.state.context).toMatchObject({ volume: { sizeGb: 25 }, operationId: '' });
+  });
+
+  it('uploads an in-use volume to an image only with force, back to in-use; a failed upload goes back too, keeping the reason', () => {
+    expect(decide(AT['in-use'], { type: 'BeginVolumeUpload', imageId: 'img2', force: false })).toEqual({
+      rejection: { code: 'FAILED_PRECONDITION', state: 'in-use', message: 'BeginVolumeUpload is not allowed: volume v1 is in-use (allowed: available; with force: in-use)' },
+    });
+    const r = run(AT['in-use'], [{ type: 'BeginVolumeUpload', imageId: 'img2', force: true }]);
+    expect(r.state.context).toMatchObject({ status: 'uploading', operationId: 'img2', previousStatus: 'in-use' });
+    const history = [...AT['in-use'], ...r.events];
+    expect(decide(history, { type: 'EndVolumeUpload', imageId: 'img9', reason: '' })).toEqual({
+      rejection: { code: 'FAILED_PRECONDITION', state: 'uploading', message: 'EndVolumeUpload is not allowed: volume v1 is uploading: it is uploading to image img2, not img9' },
+    });
+    expect(decide(history, { type: 'ExtendVolume', newSizeGb: 20 })).toMatchObject({ rejection: { code: 'FAILED_PRECONDITION', state: 'uploading', message: expect.stringContaining('volume v1 is uploading') } });
+    expect(run(history, [{ type: 'EndVolumeUpload', imageId: 'img2', reason: '' }]).state.context).toMatchObject({ status: 'in-use', operationId: '' });
+    const failed = run(AT.uploading, [{ type: 'EndVolumeUpload', imageId: 'img1', reason: 'object storage unreachable' }]);
+    expect(failed.events).toEqual([moved('available', 'uploading', 'object storage unreachable')]);
+    expect(decide(AT.available, { type: 'BeginVolumeUpload', imageId: 'not an id', force: false })).toMatchObject({ rejection: { code: 'INVALID_ARGUMENT', field: 'image_id' } });
   });
 
   it("an admin's reset sets any status Cinder allows, and clears a stuck operation", () => {

@@ -2,7 +2,7 @@
 // host reports it made; available; reserved -> attaching -> in-use through Cinder's attachment
 // API (create, update with the connector, complete), in-use -> detaching -> available (or in-use
 // while another attachment of a multiattach volume stays); extending, backing-up and
-// restoring-backup and back; deleting -> deleted; the error_* statuses when the storage host
+// restoring-backup and back; uploading (to an image, Cinder's os-volume_upload_image) and back; deleting -> deleted; the error_* statuses when the storage host
 // fails. The status is the machine's state; VolumeStatusChanged moves it, beside the data events.
 // VOLUME_RULES says which command runs in which status; volumeRefusal states every other rule,
 // and the guard and the decider's explanation both use it.
@@ -23,7 +23,7 @@ export interface VolumeContext {
   hostId: string;
   attachments: Attachment[];
   snapshotIds: string[];
-  /** The backup being taken (backing-up) or restored (restoring-backup); '' otherwise. */
+  /** The backup being taken (backing-up) or restored (restoring-backup), the image uploaded to (uploading); '' otherwise. */
   operationId: string;
 }
 
@@ -60,6 +60,9 @@ export const VOLUME_RULES: StatusRules<VolumeStatus> = {
     EndVolumeBackup: ['backing-up'],
     BeginVolumeRestore: ['available'],
     EndVolumeRestore: ['restoring-backup'],
+    // Cinder's os-volume_upload_image: available; in-use only with force.
+    BeginVolumeUpload: ['available'],
+    EndVolumeUpload: ['uploading'],
     ResetVolumeStatus: LIVE,
   },
   forced: {
@@ -67,13 +70,15 @@ export const VOLUME_RULES: StatusRules<VolumeStatus> = {
     DeleteVolume: LIVE,
     // Cinder: backing up an in-use volume needs force=true.
     BeginVolumeBackup: ['in-use'],
+    // Cinder: uploading an in-use volume needs force=true.
+    BeginVolumeUpload: ['in-use'],
   },
 };
 
 /** The commands a user may send a volume in this status (force: an admin's forced ones too). */
 export const volumeCommandsAllowed = (status: VolumeStatus, options: { force?: boolean } = {}): string[] => commandsAllowed(VOLUME_RULES, status, options);
 
-/** Where a storage host's failure report takes each status it applies to. */
+/** Where a storage host's failure report takes each status it applies to (a failed upload goes back: EndVolumeUpload). */
 const FAILED: Partial<Record<VolumeStatus, VolumeStatus>> = {
   creating: 'error',
   deleting: 'error_deleting',
@@ -144,6 +149,9 @@ export function volumeRefusal(context: VolumeContext, event: Ev): Rejection | un
     case 'EndVolumeRestore':
       if (event.backupId !== context.operationId) return refuse(`its operation is for backup ${context.operationId}, not ${event.backupId}`);
       return undefined;
+    case 'EndVolumeUpload':
+      if (event.imageId !== context.operationId) return refuse(`it is uploading to image ${context.operationId}, not ${event.imageId}`);
+      return undefined;
   }
   return undefined;
 }
@@ -160,7 +168,7 @@ const moveTo = (c: VolumeContext, status: VolumeStatus, reason = '') =>
 /** Once an attachment is gone: in-use while another is attached, else available. */
 const settled = (c: VolumeContext, without: string): VolumeStatus =>
   c.attachments.some((a) => a.id !== without && a.status === 'attached') ? 'in-use' : 'available';
-/** Back from extending or backing-up: Cinder's previous_status (in-use or available). */
+/** Back from extending, backing-up or uploading: Cinder's previous_status (in-use or available). */
 const back = (c: VolumeContext): VolumeStatus => (c.previousStatus === 'in-use' || c.previousStatus === 'available' ? c.previousStatus : settled(c, ''));
 const attachment = (c: VolumeContext, e: Ev) => c.attachments.find((a) => a.id === e.attachmentId)!;
 const removed = (c: VolumeContext, e: Ev, reason: string) => [{ type: 'AttachmentRemoved', attachmentId: e.attachmentId, reason }, ...moveTo(c, settled(c, e.attachmentId))];
@@ -198,6 +206,9 @@ const COMMANDS: Record<string, unknown> = {
   EndVolumeBackup: command((c) => moveTo(c, back(c))),
   BeginVolumeRestore: command((c, e) => [{ type: 'VolumeRestoreStarted', backupId: e.backupId }, ...moveTo(c, 'restoring-backup')]),
   EndVolumeRestore: command((c, e) => [...(e.sizeGb > c.volume!.sizeGb ? [{ type: 'VolumeExtended', sizeGb: e.sizeGb }] : []), ...moveTo(c, 'available')]),
+  BeginVolumeUpload: command((c, e) => [{ type: 'VolumeUploadStarted', imageId: e.imageId }, ...moveTo(c, 'uploading')]),
+  // Done or failed, the volume goes back to its previous status (Cinder); a failure's reason is kept.
+  EndVolumeUpload: command((c, e) => moveTo(c, back(c), clipReason(e.reason))),
   ResetVolumeStatus: command((c, e) => moveTo(c, e.status, clipReason(e.reason))),
 };
 
@@ -211,7 +222,7 @@ const EVENTS: Record<string, unknown> = {
     assign(({ context, event }: { context: VolumeContext; event: Ev }) => ({
       status,
       previousStatus: event.previousStatus as string,
-      operationId: status === 'backing-up' || status === 'restoring-backup' ? context.operationId : '',
+      operationId: status === 'backing-up' || status === 'restoring-backup' || status === 'uploading' ? context.operationId : '',
     })),
   ),
   VolumeUpdated: { actions: assign(({ event }: { event: Ev }) => ({ volume: event.volume as Volume })) },
@@ -227,6 +238,7 @@ const EVENTS: Record<string, unknown> = {
   VolumeSnapshotRemoved: { actions: assign(({ context, event }: { context: VolumeContext; event: Ev }) => ({ snapshotIds: context.snapshotIds.filter((s) => s !== event.snapshotId) })) },
   VolumeBackupStarted: { actions: assign(({ event }: { event: Ev }) => ({ operationId: event.backupId as string })) },
   VolumeRestoreStarted: { actions: assign(({ event }: { event: Ev }) => ({ operationId: event.backupId as string })) },
+  VolumeUploadStarted: { actions: assign(({ event }: { event: Ev }) => ({ operationId: event.imageId as string })) },
 };
 
 export const volumeMachine = setup({}).createMachine({
@@ -273,4 +285,5 @@ export const VOLUME_EVENTS = [
   'VolumeSnapshotRemoved',
   'VolumeBackupStarted',
   'VolumeRestoreStarted',
+  'VolumeUploadStarted',
 ] as const;

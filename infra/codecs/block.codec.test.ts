@@ -69,7 +69,7 @@ describe('block codec', () => {
     expect(decoded.value).toBe('deleted');
   });
 
-  it('carries a volume through attachments, extend, retype, snapshots, backup, restore, reset and delete', () => {
+  it('carries a volume through attachments, extend, retype, snapshots, backup, restore, uploads to images, reset and delete', () => {
     const { decoded } = drive('volume', 'v1', [
       { type: 'CreateVolume', volume, hostId: 'h1' },
       { type: 'ReportVolumeCreated', hostId: 'h1' },
@@ -92,6 +92,10 @@ describe('block codec', () => {
       { type: 'EndVolumeBackup', backupId: 'b1' },
       { type: 'BeginVolumeRestore', backupId: 'b1' },
       { type: 'EndVolumeRestore', backupId: 'b1', sizeGb: 30 },
+      { type: 'BeginVolumeUpload', imageId: '3f1c2a9e-7b1d-4c55-9a0e-2d6f8b7c1e42', force: false },
+      { type: 'EndVolumeUpload', imageId: '3f1c2a9e-7b1d-4c55-9a0e-2d6f8b7c1e42', reason: '' },
+      { type: 'BeginVolumeUpload', imageId: 'img-2', force: false },
+      { type: 'EndVolumeUpload', imageId: 'img-2', reason: 'object storage unreachable' },
       { type: 'RemoveVolumeSnapshot', snapshotId: 's1' },
       { type: 'ResetVolumeStatus', status: 'error', reason: 'operator' },
       { type: 'DeleteVolume', cascade: true, force: false },
