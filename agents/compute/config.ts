@@ -10,6 +10,7 @@ import type { ComputeDriver } from './driver.js';
 import { FakeDriver } from './fake.driver.js';
 import { Ovs } from '../network/ovs.js';
 import { ImageDirectory } from './image-dir.js';
+import { HostImages } from './image-service.js';
 import { QemuDriver, type Accelerator } from './qemu.driver.js';
 
 export interface AgentConfig {
@@ -24,6 +25,10 @@ export interface AgentConfig {
   listen: string | undefined;
   /** The endpoint it registers, when not the listen address. */
   advertise: string | undefined;
+  /** The qemu host's images (the image service attaches itself to them at start); undefined for fake hosts. */
+  images: HostImages | undefined;
+  /** Where the qemu host caches images downloaded from the image service. */
+  imageCacheDir: string;
 }
 
 function number(env: NodeJS.ProcessEnv, name: string, fallback: number, min: number, integer = true): number {
@@ -57,7 +62,8 @@ export function agentConfigFromEnv(env: NodeJS.ProcessEnv = process.env): AgentC
   const failureRate = number(env, 'STRATA_FAKE_FAILURE_RATE', 0, 0, false);
   if (failureRate > 1) throw new Error(`STRATA_FAKE_FAILURE_RATE must be between 0 and 1, got "${env.STRATA_FAKE_FAILURE_RATE}"`);
   const partitions = number(env, 'STRATA_PARTITIONS', backend === 'embedded' ? 4 : 12, 1);
-  const qemu = driver === 'qemu' ? qemuDriverFromEnv(env) : undefined;
+  const images = driver === 'qemu' ? new HostImages(new ImageDirectory(env.STRATA_AGENT_IMAGE_DIR ?? join(env.STRATA_STATE_DIR ?? '.strata', 'images'))) : undefined;
+  const qemu = images ? qemuDriverFromEnv(env, images) : undefined;
   const listenRaw = (env.STRATA_AGENT_LISTEN ?? '127.0.0.1:0').trim();
   const listen = listenRaw === 'none' || listenRaw === '' ? undefined : listenRaw;
   if (listen !== undefined) {
@@ -90,17 +96,19 @@ export function agentConfigFromEnv(env: NodeJS.ProcessEnv = process.env): AgentC
     syncMs: number(env, 'STRATA_AGENT_SYNC_S', 60, 1) * 1000,
     listen,
     advertise,
+    images,
+    imageCacheDir: env.STRATA_AGENT_IMAGE_CACHE_DIR || join(env.STRATA_STATE_DIR ?? '.strata', 'image-cache'),
   };
 }
 
 /**
- * The qemu driver from the environment. Until the image service lands, images are files in
- * STRATA_AGENT_IMAGE_DIR (agents/compute/image-dir.ts): <id>/vmlinuz (+ <id>/initramfs.cpio.gz,
- * <id>/disk.qcow2) boots a kernel, <id>.qcow2 a disk; snapshots are written there too.
+ * The qemu driver from the environment. Images come from the image service (downloaded into
+ * STRATA_AGENT_IMAGE_CACHE_DIR), or for ids it does not have from STRATA_AGENT_IMAGE_DIR
+ * (agents/compute/image-dir.ts): <id>/vmlinuz (+ <id>/initramfs.cpio.gz, <id>/disk.qcow2) boots a
+ * kernel, <id>.qcow2 a disk; snapshots of those are written there too.
  */
-function qemuDriverFromEnv(env: NodeJS.ProcessEnv): QemuDriver {
+function qemuDriverFromEnv(env: NodeJS.ProcessEnv, images: HostImages): QemuDriver {
   const stateRoot = env.STRATA_STATE_DIR ?? '.strata';
-  const imageDir = env.STRATA_AGENT_IMAGE_DIR ?? join(stateRoot, 'images');
   const accelerator = (env.STRATA_QEMU_ACCEL ?? 'auto') as Accelerator;
   if (!['auto', 'kvm', 'tcg'].includes(accelerator)) throw new Error(`STRATA_QEMU_ACCEL must be auto, kvm or tcg, got "${accelerator}"`);
   // The integration bridge the guests' taps go into, on the Open vSwitch whose state directory
@@ -117,7 +125,7 @@ function qemuDriverFromEnv(env: NodeJS.ProcessEnv): QemuDriver {
     qemuBinary: env.STRATA_QEMU_BINARY || undefined,
     accelerator,
     consoleLogBytes: number(env, 'STRATA_CONSOLE_LOG_BYTES', 1024 * 1024, 1024),
-    images: new ImageDirectory(imageDir),
+    images,
     migrationAddress: env.STRATA_AGENT_MIGRATION_ADDRESS || undefined,
   });
 }

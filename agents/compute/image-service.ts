@@ -15,7 +15,7 @@ import { pipeline } from 'node:stream/promises';
 import { promisify } from 'node:util';
 import type { Image } from '../../domains/image/image.types.js';
 import { imageLocation, type ImageStore } from '../../infra/image/image-store.js';
-import { ImageNotFoundError } from './image-dir.js';
+import { ImageNotFoundError, type ImageDirectory } from './image-dir.js';
 import type { GuestBoot } from './qemu.driver.js';
 
 const execFileP = promisify(execFile);
@@ -38,6 +38,11 @@ export class ImageServiceSource {
   private readonly fetching = new Map<string, Promise<string>>();
 
   constructor(private readonly o: ImageServiceSourceOptions) {}
+
+  /** Whether the image service has this image (in any status). */
+  knows(id: string): boolean {
+    return this.o.image(id) !== undefined;
+  }
 
   private active(id: string, role: string): Image {
     const image = this.o.image(id);
@@ -113,5 +118,24 @@ export class ImageServiceSource {
       await this.o.commands(imageId, { type: 'KillImage', reason: `snapshot failed: ${(e as Error).message}` }).catch(() => undefined);
       throw e;
     }
+  }
+}
+
+/**
+ * A host's images: the image service's when it has the id, else the host's image directory (images
+ * placed there by hand, as before the image service; snapshots of servers booted from them). The
+ * service is attached once the agent follows the image and object domains (agents/compute/main.ts).
+ */
+export class HostImages {
+  service: ImageServiceSource | undefined;
+
+  constructor(readonly directory: Pick<ImageDirectory, 'resolve' | 'save'>) {}
+
+  resolve(imageId: string): GuestBoot | Promise<GuestBoot> {
+    return this.service?.knows(imageId) ? this.service.resolve(imageId) : this.directory.resolve(imageId);
+  }
+
+  save(imageId: string, boot: GuestBoot, diskPath: string | undefined): Promise<void> {
+    return this.service?.knows(imageId) ? this.service.save(imageId, boot, diskPath) : this.directory.save(imageId, boot, diskPath);
   }
 }

@@ -4,13 +4,47 @@
 import { logConfigFromEnv, openLog } from '../../infra/config/config.js';
 import { agentConfigFromEnv } from './config.js';
 import { ComputeAgents } from './compute.agent.js';
+import { ImageWriter } from '../../api/image/image.writer.js';
+import { ObjectWriter } from '../../api/object/object.writer.js';
+import { ImageStore } from '../../infra/image/image-store.js';
+import { ObjectProxy } from '../../infra/object/object-proxy.js';
+import { CommandBus } from '../../infra/runtime/command-bus.js';
+import { followImages, type ImageFeed } from '../../infra/sagas/image.feed.js';
+import { followObjects, type ObjectFeed } from '../../infra/sagas/object.feed.js';
+import { ImageServiceSource } from './image-service.js';
 
 const logConfig = logConfigFromEnv();
 const config = agentConfigFromEnv();
 const log = openLog(logConfig);
+const topology = { partitions: config.partitions, replyPartitions: config.replyPartitions, replicationFactor: logConfig.backend === 'kafka' ? logConfig.replicationFactor : 1 };
+
+// A qemu host boots images of the image service: it follows the image domain (the records) and the
+// object domain (the ring that says where their data is). Failing that it boots from its image
+// directory only, and says so.
+let imageService: { images: ImageFeed; objects: ObjectFeed; bus: CommandBus; proxy: ObjectProxy } | undefined;
+if (config.images) {
+  try {
+    const images = await followImages({ log, topology, domain: process.env.STRATA_IMAGE_DOMAIN || undefined });
+    const objects = await followObjects({ log, topology, domain: process.env.STRATA_OBJECT_DOMAIN || undefined });
+    const bus = await CommandBus.connect({ log, timeoutMs: 30_000 });
+    const proxy = new ObjectProxy({ ring: () => objects.view.ring() });
+    const imageWriter = new ImageWriter(bus, undefined, Date.now, process.env.STRATA_IMAGE_DOMAIN || undefined);
+    const store = new ImageStore({ proxy, objects: new ObjectWriter(bus, undefined, Date.now, process.env.STRATA_OBJECT_DOMAIN || undefined) });
+    const service = { userId: `compute-${config.hosts[0].hostId}`, projectId: '', roles: ['service'] };
+    config.images.service = new ImageServiceSource({
+      cacheDir: config.imageCacheDir,
+      image: (id) => images.view.image(id),
+      store,
+      commands: async (imageId, command) => void (await imageWriter.send('image', imageId, command, service)),
+    });
+    imageService = { images, objects, bus, proxy };
+  } catch (e) {
+    process.stderr.write(`compute agent: cannot follow the image service (${(e as Error).message}); images come from the image directory only\n`);
+  }
+}
 const agents = await ComputeAgents.start({
   log,
-  topology: { partitions: config.partitions, replyPartitions: config.replyPartitions, replicationFactor: logConfig.backend === 'kafka' ? logConfig.replicationFactor : 1 },
+  topology,
   domain: config.domain,
   hosts: config.hosts,
   heartbeatMs: config.heartbeatMs,
@@ -24,10 +58,17 @@ const agents = await ComputeAgents.start({
 const ids = config.hosts.map((h) => h.hostId);
 console.log(`strata compute agent: ${config.driver} driver, ${ids.length === 1 ? `host ${ids[0]}` : `${ids.length} hosts ${ids[0]} .. ${ids[ids.length - 1]}`}`);
 console.log(agents.endpoint ? `console service (ComputeAgentService) at ${agents.endpoint}` : 'no console service (STRATA_AGENT_LISTEN=none)');
+if (config.images) console.log(imageService ? `images from the image service (cache ${config.imageCacheDir}), else the image directory` : 'images from the image directory only');
 console.log('ready');
 
 const stop = async () => {
   await agents.close();
+  if (imageService) {
+    imageService.proxy.close();
+    await imageService.images.close();
+    await imageService.objects.close();
+    await imageService.bus.close();
+  }
   await log.close();
   process.exit(0);
 };
