@@ -12,6 +12,7 @@ import { createNetworkApi, NETWORK_SERVICE, type NetworkApi, type NetworkApiOpti
 import { createBlockApi, VOLUME_SERVICE, type BlockApi } from '../api/block/block.api.js';
 import { BlockAgent, type BlockAgentOptions } from '../agents/block/block.agent.js';
 import { BlockConductor } from './sagas/block.conductor.js';
+import { imageServiceForBlock } from '../api/block/block.images.js';
 import { BlockQueries } from '../projections/block/block.queries.js';
 import { followBlock } from './sagas/block.feed.js';
 import { createObjectApi, OBJECT_SERVICE, type ObjectApi, type ObjectApiOptions } from '../api/object/object.api.js';
@@ -86,6 +87,9 @@ export interface Cloud {
   close(): Promise<void>;
 }
 
+/** The in-process storage hosts' actor on image commands (uploads of volumes). */
+const BLOCK_AGENT_ACTOR = { userId: 'strata-block-agent', projectId: '', roles: ['service'] };
+
 export async function startCloud(o: CloudOptions): Promise<Cloud> {
   mkdirSync(o.stateDir, { recursive: true });
   const workers = hostedDomains.map(
@@ -149,7 +153,7 @@ export async function startCloud(o: CloudOptions): Promise<Cloud> {
     images: serverImages,
     ...o.compute,
   });
-  const block = await createBlockApi({ log: o.log, store: o.store, topology: o.topology, authenticator: identity.authenticator, servers: compute.queries, now: o.identity?.now });
+  const block = await createBlockApi({ log: o.log, store: o.store, topology: o.topology, authenticator: identity.authenticator, servers: compute.queries, images: imageServiceForBlock(() => imageApi), now: o.identity?.now });
   const onError = o.onError ?? ((e: Error) => console.error(`compute: ${e.message}`));
   // One block feed for the block conductor, the in-process storage hosts and compute agents.
   const blockFeed = await followBlock({ log: o.log, topology: o.topology });
@@ -162,7 +166,6 @@ export async function startCloud(o: CloudOptions): Promise<Cloud> {
     : undefined;
   const blockConductor = await BlockConductor.start({ log: o.log, topology: o.topology, feed: blockFeed, compute: feed, onError });
   const blockAgents: BlockAgent[] = [];
-  for (const h of o.blockHosts ?? []) blockAgents.push(await BlockAgent.start({ ...h, log: o.log, topology: o.topology, feed: blockFeed, onError }));
   const object = await createObjectApi({ log: o.log, store: o.store, topology: o.topology, authenticator: identity.authenticator, ring: o.objectRing, now: o.identity?.now });
   const objectAgent = o.objectDevices?.length
     ? await ObjectAgent.start({
@@ -177,6 +180,9 @@ export async function startCloud(o: CloudOptions): Promise<Cloud> {
   const image = await createImageApi({ log: o.log, store: o.store, topology: o.topology, authenticator: identity.authenticator, proxy: object.proxy, objectWriter: object.writer, now: o.identity?.now });
   imageApi = image;
   const imageFeed = await followImages({ log: o.log, topology: o.topology });
+  // The in-process storage hosts make volumes from images of the image service and upload volumes to it.
+  const blockImages = { image: (id: string) => imageFeed.view.image(id), store: image.imageStore, commands: async (id: string, command: Record<string, unknown> & { type: string }) => void (await image.writer.send('image', id, command, BLOCK_AGENT_ACTOR)) };
+  for (const h of o.blockHosts ?? []) blockAgents.push(await BlockAgent.start({ ...h, log: o.log, topology: o.topology, feed: blockFeed, onError, images: blockImages }));
   const server = await startGrpcServer({
     host: o.host,
     port: o.port ?? 0,

@@ -2,7 +2,14 @@
 // (BlockFeed: the deciders' own states), and for each volume, snapshot, backup and attachment
 // the log gives its host it converges the disk to what the status asks and reports the outcome
 // as a command to that aggregate:
-//   volume creating         -> make the file (blank, or from a snapshot, volume, backup or image)
+//   volume creating         -> make the file (blank, or from a snapshot, volume, backup or image:
+//                              an image of the image service is downloaded from object storage,
+//                              size and MD5 checked, into a temp file, then converted; an id the
+//                              image service does not know is looked for in the image directory)
+//   volume uploading        -> convert it to the image's disk format in a temp file and upload it
+//                              as the image (StartImageUpload, the data to object storage,
+//                              CompleteImageUpload), then EndVolumeUpload; a failure kills the
+//                              image and ends the upload with its reason (Cinder's upload to image)
 //   volume deleting         -> remove the file
 //   volume extending        -> grow it (through its NBD daemon when exported: online)
 //   attachment attaching    -> start an NBD export for it and report the connection
@@ -13,9 +20,12 @@
 // refuses (the state moved on meanwhile) is harmless. At start the agent removes the temp files
 // an interrupted operation left, registers the host with its backend, zone and capacity, and
 // reports the capacity again whenever it changes.
-import { existsSync } from 'node:fs';
-import { mkdir, statfs } from 'node:fs/promises';
+import { createReadStream, createWriteStream, existsSync } from 'node:fs';
+import { mkdir, rename, rm, statfs } from 'node:fs/promises';
 import { join } from 'node:path';
+import { pipeline } from 'node:stream/promises';
+import type { Image } from '../../domains/image/image.types.js';
+import { imageLocation, type ImageStore } from '../../infra/image/image-store.js';
 import type { Message } from '../../domains/kernel/decider.js';
 import { blockCodecFor } from '../../infra/codecs/block.codec.js';
 import type { Actor, Reply } from '../../infra/envelope/envelope.js';
@@ -26,7 +36,21 @@ import type { TopologyOptions } from '../../infra/runtime/topology.js';
 import { followBlock, type BlockFeed, type VolumeState } from '../../infra/sagas/block.feed.js';
 import { BackupStore } from './backup-store.js';
 import { NbdExports } from './nbd-exports.js';
+import { run, tempPathFor, type VolumeFormat } from './qemu-img.js';
 import { findVolumeFile, VolumeStore, type ReconcileReport, type VolumeSource } from './volume-store.js';
+
+/** The image service as a storage host uses it (the same parts as a compute host's ImageServiceSource). */
+export interface BlockImageService {
+  /** The image record as the log has it (infra/sagas/image.feed.ts); undefined: unknown or deleted. */
+  image(id: string): Image | undefined;
+  /** Image data in object storage. */
+  store: ImageStore;
+  /** Sends an image-domain command (StartImageUpload, CompleteImageUpload, FailImageUpload, KillImage). */
+  commands(imageId: string, command: Record<string, unknown> & { type: string }): Promise<void>;
+}
+
+/** How long a host waits for its image feed to show an image the API has seen (the feeds lag by moments). */
+const IMAGE_FEED_WAIT_MS = 10_000;
 
 export interface BlockAgentOptions {
   log: Log;
@@ -39,7 +63,9 @@ export interface BlockAgentOptions {
   stateDir: string;
   /** Capacity to report; default: the size of the filesystem holding stateDir. */
   totalGb?: number;
-  /** Where images for volumes from images are (the compute image directory until images land: <id>.qcow2 or <id>/disk.qcow2). */
+  /** The image service: volumes from its images, uploads of volumes to it. */
+  images?: BlockImageService;
+  /** Where images unknown to the image service are looked for (<id>.qcow2, <id>/disk.qcow2 or <id>.raw). */
   imageDir?: string;
   /** The block domain's name; default 'block'. */
   domain?: string;
@@ -112,11 +138,6 @@ export class BlockAgent {
 
   private kick(): void {
     this.passes.kick();
-  }
-
-  /** Resolves when no pass runs (tests). */
-  settled(): Promise<void> {
-    return this.passes.settled();
   }
 
   /**
@@ -223,9 +244,83 @@ export class BlockAgent {
       if (!file) throw new Error(`source volume ${id} has no file on storage host ${this.o.hostId}`);
       return { kind, path: file.path, format: file.format };
     }
+    const image = await this.serviceImage(id, (i) => i.status === 'active');
+    if (image) return this.download(image, v.id);
     const path = this.imagePath(id);
-    if (!path) throw new Error(`image ${id} was not found on storage host ${this.o.hostId}`);
+    if (!path) throw new Error(`image ${id} was not found on storage host ${this.o.hostId}${this.o.images ? ' nor in the image service' : ''}`);
     return { kind: 'image', path };
+  }
+
+  /**
+   * The image service's record of an image, once `ready` says it is as wanted (the API saw it so;
+   * this host's feed may lag a moment). Undefined: no image service, or it does not know the id.
+   */
+  private async serviceImage(id: string, ready: (image: Image) => boolean): Promise<Image | undefined> {
+    const images = this.o.images;
+    if (!images) return undefined;
+    const until = Date.now() + IMAGE_FEED_WAIT_MS;
+    let image = images.image(id);
+    while (!(image && ready(image)) && Date.now() < until && !this.closing) {
+      await new Promise((r) => setTimeout(r, 100));
+      image = images.image(id);
+    }
+    return image;
+  }
+
+  /**
+   * Downloads an active image's data (size and MD5 checked as it streams) to a temp file beside the
+   * volume (a crash leaves a temp that the next start removes); the volume is converted from it.
+   */
+  private async download(image: Image, volumeId: string): Promise<VolumeSource & { cleanup: () => Promise<void> }> {
+    if (image.status !== 'active') throw new Error(`image ${image.id} is ${image.status}, not active`);
+    const format: VolumeFormat | undefined = image.diskFormat === 'raw' ? 'raw' : image.diskFormat === 'qcow2' ? 'qcow2' : undefined;
+    if (!format) throw new Error(`image ${image.id} has disk_format ${image.diskFormat}: volumes are made from raw and qcow2 images`);
+    const tmp = tempPathFor(this.volumes.volumePath(volumeId, 'qcow2'), `.image-${format}`);
+    await mkdir(join(this.o.stateDir, 'volumes'), { recursive: true });
+    const cleanup = () => rm(tmp, { force: true });
+    try {
+      const { body } = await this.o.images!.store.read(image.location || imageLocation(image.id), { size: image.size, checksum: image.checksum });
+      await pipeline(body, createWriteStream(tmp));
+      // An image's qcow2 header could name a backing file on this host: never follow one (Cinder refuses such images).
+      if (format === 'qcow2') {
+        const info = JSON.parse(await run('qemu-img', ['info', '--output=json', '-f', 'qcow2', tmp])) as Record<string, unknown>;
+        if (info['backing-filename'] || info['data-file']) throw new Error(`image ${image.id} names a backing or data file: refused`);
+      }
+    } catch (e) {
+      await cleanup();
+      throw e;
+    }
+    return { kind: 'image', path: tmp, format, cleanup };
+  }
+
+  /**
+   * Uploads a volume to the (queued) image the API made for it: its data converted to the image's
+   * disk format in a temp file (through the storage daemon when the volume is exported: a
+   * point-in-time copy of an in-use volume), then StartImageUpload, the data to object storage,
+   * CompleteImageUpload. An image already active is a retry's: nothing to do.
+   */
+  private async upload(volumeId: string, imageId: string): Promise<void> {
+    const images = this.o.images;
+    if (!images) throw new Error(`storage host ${this.o.hostId} has no image service to upload to`);
+    const image = await this.serviceImage(imageId, () => true);
+    if (!image) throw new Error(`image ${imageId} is not in the image service`);
+    if (image.status === 'active') return;
+    if (image.status !== 'queued' && image.status !== 'saving') throw new Error(`image ${imageId} is ${image.status}, not queued`);
+    const format: VolumeFormat | undefined = image.diskFormat === 'raw' ? 'raw' : image.diskFormat === 'qcow2' ? 'qcow2' : undefined;
+    if (!format) throw new Error(`image ${imageId} has disk_format ${image.diskFormat || 'none'}: volumes are uploaded as raw or qcow2`);
+    const file = await findVolumeFile(this.o.stateDir, volumeId);
+    if (!file) throw new Error(`volume ${volumeId} has no file on storage host ${this.o.hostId}`);
+    const tmp = tempPathFor(this.volumes.volumePath(volumeId, 'qcow2'), `.upload-${format}`);
+    try {
+      const online = await this.exports.copyVolume(volumeId, tmp, format);
+      if (!online) await run('qemu-img', ['convert', '-f', file.format, '-O', format, file.path, tmp]);
+      if (image.status === 'saving') await images.commands(imageId, { type: 'FailImageUpload', reason: 'a new upload of the volume starts' });
+      await images.commands(imageId, { type: 'StartImageUpload', location: imageLocation(imageId) });
+      const stored = await images.store.write(imageId, createReadStream(tmp, { highWaterMark: 1024 * 1024 }), format);
+      await images.commands(imageId, { type: 'CompleteImageUpload', ...stored });
+    } finally {
+      await rm(tmp, { force: true });
+    }
   }
 
   /** What the log asks of this host now, as operations. */
@@ -241,7 +336,14 @@ export class BlockAgent {
         ops.push({
           key: `volume/${id}`,
           run: this.attempt(
-            async () => this.volumes.create(id, v.volume.sizeGb, v.volume.format || 'qcow2', await this.sourceOf(v)),
+            async () => {
+              const source = await this.sourceOf(v);
+              try {
+                await this.volumes.create(id, v.volume.sizeGb, v.volume.format || 'qcow2', source);
+              } finally {
+                if (source && 'cleanup' in source) await (source.cleanup as () => Promise<void>)();
+              }
+            },
             () => this.report('volume', id, { type: 'ReportVolumeCreated', hostId: me }, 'created'),
             failedVolume(id),
           ),
@@ -252,13 +354,27 @@ export class BlockAgent {
           run: this.attempt(
             async () => {
               // Exports of attachments gone meanwhile may not be stopped yet: stop them, and their daemons.
-              await this.stopStaleExports();
+              await this.sweepExports();
               for (const a of v.attachments) await this.exports.unexport(a.id);
               await this.exports.reap();
               await this.volumes.delete(id);
             },
             () => this.report('volume', id, { type: 'ReportVolumeDeleted', hostId: me }, 'deleted'),
             failedVolume(id),
+          ),
+        });
+      } else if (v.status === 'uploading' && v.operationId) {
+        const imageId = v.operationId;
+        const end = (reason: string) => this.report('volume', id, { type: 'EndVolumeUpload', imageId, reason }, `uploaded/${imageId}`);
+        ops.push({
+          key: `volume/${id}`,
+          run: this.attempt(
+            () => this.upload(id, imageId),
+            () => end(''),
+            async (reason) => {
+              await this.o.images?.commands(imageId, { type: 'KillImage', reason: `upload of volume ${id} failed: ${reason}` }).catch(() => undefined);
+              await end(reason);
+            },
           ),
         });
       } else if (v.status === 'extending') {
@@ -351,7 +467,6 @@ export class BlockAgent {
     const staging = `restore-${backupId}-${volumeId}`;
     await this.volumes.delete(staging);
     await this.volumes.create(staging, sizeGb, format, { kind: 'backup', path: this.backups.backupDir(backupId) });
-    const { rename } = await import('node:fs/promises');
     await rename(this.volumes.volumePath(staging, format), this.volumes.volumePath(volumeId, format));
   }
 
@@ -360,26 +475,21 @@ export class BlockAgent {
     return new Set(this.feed.view.volumes().filter((v) => v.hostId === this.o.hostId && v.status !== 'deleted').flatMap((v) => v.attachments.map((a) => a.id)));
   }
 
-  /** Stops the exports no attachment of ours names any more (detached, failed, the volume deleted). */
-  private async stopStaleExports(): Promise<void> {
+  /**
+   * Stops the exports no attachment of ours names any more (detached, failed, the volume deleted),
+   * and the daemons left with no export.
+   */
+  private async sweepExports(): Promise<void> {
     const wanted = this.wantedExports();
-    for (const attachmentId of await this.exports.list()) if (!wanted.has(attachmentId)) await this.exports.unexport(attachmentId);
+    const stale = (await this.exports.list()).filter((id) => !wanted.has(id));
+    for (const attachmentId of stale) await this.exports.unexport(attachmentId);
+    if (stale.length > 0) await this.exports.reap();
   }
 
   private async reconcile(): Promise<void> {
     for (const op of this.duties()) this.start(op);
-    // Exports no attachment of ours names any more (detached, failed, the volume deleted) are
-    // stopped, with the daemons left with no export; one sweep at a time, beside the duties.
-    this.start({
-      key: 'sweep-exports',
-      housekeeping: true,
-      run: async () => {
-        const wanted = this.wantedExports();
-        const stale = (await this.exports.list()).filter((id) => !wanted.has(id));
-        for (const attachmentId of stale) await this.exports.unexport(attachmentId);
-        if (stale.length > 0) await this.exports.reap();
-      },
-    });
+    // One sweep of stale exports at a time, beside the duties.
+    this.start({ key: 'sweep-exports', housekeeping: true, run: () => this.sweepExports() });
     this.start({ key: 'capacity', housekeeping: true, run: () => this.reportCapacity() });
   }
 

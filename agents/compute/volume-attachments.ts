@@ -189,10 +189,6 @@ export class VolumeAttachments {
     }
   }
 
-  settled(): Promise<void> {
-    return this.passes.settled();
-  }
-
   async close(): Promise<void> {
     this.closing = true;
     if (this.timer) clearInterval(this.timer);

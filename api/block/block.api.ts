@@ -15,6 +15,7 @@ import type { ComputeQueries } from '../../projections/compute/compute.queries.j
 import type { Authenticator } from '../auth/authenticator.js';
 import { createBlockService } from './block.service.js';
 import { BlockWriter } from './block.writer.js';
+import type { BlockImages } from './block.images.js';
 
 export const VOLUME_SERVICE = 'strata.block.v1.VolumeService';
 
@@ -25,6 +26,8 @@ export interface BlockApiOptions {
   authenticator: Authenticator;
   /** The servers that volumes are attached to. */
   servers: Pick<ComputeQueries, 'getServer'>;
+  /** The image service (volumes from images, uploads to images). */
+  images?: BlockImages;
   now?: () => number;
 }
 
@@ -44,7 +47,7 @@ export async function createBlockApi(o: BlockApiOptions): Promise<BlockApi> {
   const queries = new BlockQueries(o.store);
   await runner.start();
   const writer = new BlockWriter(bus, (position) => runner.waitFor(position), o.now);
-  const implementation = createBlockService({ writer, queries, authenticator: o.authenticator, servers: o.servers, now: o.now });
+  const implementation = createBlockService({ writer, queries, authenticator: o.authenticator, servers: o.servers, images: o.images, now: o.now });
   return {
     implementation,
     runner,

@@ -6,7 +6,8 @@
 // is NOT_FOUND before any rule is asked.
 import type { UntypedServiceImplementation } from '@grpc/grpc-js';
 import type { Attachment, Backup, Snapshot, Volume, VolumeType } from '../../domains/block/block.types.js';
-import { BLOCK_QUOTA_DEFAULTS, VOLUME_STATUSES } from '../../domains/block/block.types.js';
+import { BLOCK_QUOTA_DEFAULTS, isMultiattach, VOLUME_STATUSES } from '../../domains/block/block.types.js';
+import { createHash } from 'node:crypto';
 import { scheduleVolume } from '../../domains/block/scheduler.js';
 import type { BackupRecord, BlockQueries, SnapshotRecord, VolumeRecord } from '../../projections/block/block.queries.js';
 import type { ComputeQueries } from '../../projections/compute/compute.queries.js';
@@ -15,8 +16,9 @@ import { ApiError, invalid, refuse } from '../errors.js';
 import { blockPolicy, blockRule } from '../policy/block.policy.js';
 import type { Caller } from '../policy/policy.js';
 import { actorOf, callerProject, derivedId, pageSize, requestIdOf, required, updateMaskOf, type Req, type Res } from '../request.js';
-import { attachVolume, createBackup, createSnapshot, createVolume, extendVolume, restoreBackup, type SagaContext } from './block.sagas.js';
+import { attachVolume, createBackup, createSnapshot, createVolume, extendVolume, restoreBackup, step, type SagaContext } from './block.sagas.js';
 import type { BlockWriter } from './block.writer.js';
+import type { BlockImages } from './block.images.js';
 import { unaryRpcs } from '../unary-rpc.js';
 
 export interface BlockServiceOptions {
@@ -24,6 +26,8 @@ export interface BlockServiceOptions {
   queries: BlockQueries;
   authenticator: Authenticator;
   servers: Pick<ComputeQueries, 'getServer'>;
+  /** The image service (volumes from images, uploads to images); absent: images come from storage hosts' image directories only. */
+  images?: BlockImages;
   /** The API's clock (a storage host's last report against it says whether it is up). */
   now?: () => number;
   /** A storage host silent for longer is down and gets no new volumes (Cinder's service_down_time, 60 s). */
@@ -41,7 +45,15 @@ const page = <T extends { id: string }>(rows: T[], size: number) => {
   return { items, next: rows.length > size ? items[items.length - 1].id : '' };
 };
 
-const multiattachOf = (t: VolumeType | undefined) => /^<is>\s*true$/i.test(t?.extraSpecs?.multiattach ?? '');
+const GiB = 1024 ** 3;
+/** Cinder's upload disk formats here (what qemu-img writes and the storage hosts read back). */
+const UPLOAD_DISK_FORMATS = ['raw', 'qcow2'] as const;
+
+/** A uuid (v4-shaped) derived from a seed, so that a retried upload names the same image. */
+const uuidFrom = (seed: string) => {
+  const h = createHash('sha256').update(seed).digest('hex');
+  return `${h.slice(0, 8)}-${h.slice(8, 12)}-4${h.slice(13, 16)}-${((parseInt(h[16], 16) & 3) | 8).toString(16)}${h.slice(17, 20)}-${h.slice(20, 32)}`;
+};
 
 // ---- views ---------------------------------------------------------------------------------
 
@@ -233,6 +245,7 @@ export function createBlockService(o: BlockServiceOptions): UntypedServiceImplem
       let sourceSize = 0;
       let sourceHost = '';
       let sourceType = '';
+      let image: Awaited<ReturnType<BlockImages['usable']>>;
       if (req.snapshotId) {
         const s = await visibleSnapshot(String(req.snapshotId), c, 'snapshot_id');
         if (s.status !== 'available') throw refuse('FAILED_PRECONDITION', `snapshot_id: Snapshot ${s.id} status must be available, but it is ${s.status}.`, { state: s.status, field: 'snapshot_id' });
@@ -254,10 +267,19 @@ export function createBlockService(o: BlockServiceOptions): UntypedServiceImplem
         sourceSize = b.sizeGb;
         sourceHost = b.hostId;
       } else if (req.imageId) {
-        source = { kind: 'image', id: String(req.imageId) };
+        // Cinder asks Glance: an image it has must be usable by the project and active, and fit.
+        // An id the image service does not know goes to the storage host's image directory.
+        const imageId = String(req.imageId);
+        image = await o.images?.usable(imageId, c);
+        if (image && image.status !== 'active') throw refuse('FAILED_PRECONDITION', `image_id: Image ${imageId} is not active, it is ${image.status}.`, { state: image.status, field: 'image_id' });
+        source = { kind: 'image', id: imageId };
+        if (image) sourceSize = Math.max(Math.ceil(image.virtualSize / GiB), image.minDisk, 1);
       }
       const sizeGb = Number(req.sizeGb ?? 0) || sourceSize;
       if (!Number.isInteger(sizeGb) || sizeGb < 1) throw invalid('size_gb', `must be a whole number of GiB of at least 1, got ${req.sizeGb ?? 0}`);
+      if (image && sizeGb < sourceSize) {
+        throw invalid('size_gb', `Image ${image.id} virtual size is ${(image.virtualSize / GiB).toFixed(2)} GiB and min_disk ${image.minDisk} GiB: it doesn't fit in a volume of size ${sizeGb} GiB (at least ${sourceSize}).`);
+      }
       if (sizeGb < sourceSize) throw invalid('size_gb', `must be at least the source's size ${sourceSize} GiB, got ${sizeGb}`);
 
       const typeName = String(req.volumeType ?? '') || sourceType;
@@ -273,7 +295,7 @@ export function createBlockService(o: BlockServiceOptions): UntypedServiceImplem
         backend: volumeType?.backend ?? '',
         availabilityZone: String(req.availabilityZone ?? ''),
         bootable: Boolean(req.bootable) || source.kind === 'image',
-        multiattach: multiattachOf(volumeType),
+        multiattach: isMultiattach(volumeType?.extraSpecs ?? {}),
         metadata: metadataOf('metadata', req.metadata),
         format: 'qcow2',
         source,
@@ -359,7 +381,7 @@ export function createBlockService(o: BlockServiceOptions): UntypedServiceImplem
     enforce({ projectId: v.projectId });
     const t = await visibleType(required('volume_type', req.volumeType), c, 'volume_type');
     if (t.id === v.volumeTypeId) throw invalid('volume_type', `Retype needs a new type; volume ${v.id} is of type ${t.name} already`);
-    await writer.send('volume', v.id, { type: 'RetypeVolume', volumeTypeId: t.id, backend: t.backend, multiattach: multiattachOf(t) }, actorOf(c));
+    await writer.send('volume', v.id, { type: 'RetypeVolume', volumeTypeId: t.id, backend: t.backend, multiattach: isMultiattach(t.extraSpecs) }, actorOf(c));
     return { volume: await volumeOut(v.id, c) };
   });
 
@@ -374,6 +396,46 @@ export function createBlockService(o: BlockServiceOptions): UntypedServiceImplem
     },
     () => ({}),
   );
+
+  // Cinder's os-volume_upload_image: the image is created (queued, the volume's project's), the
+  // volume goes uploading, and its storage host converts and uploads it, then reports the end.
+  rpc('UploadVolumeToImage', async (req, c, enforce) => {
+    const v = await visibleVolume(required('volume_id', req.volumeId), c, 'volume_id');
+    enforce({ projectId: v.projectId });
+    const images = o.images;
+    if (!images) throw refuse('UNAVAILABLE', 'the image service is not running');
+    const name = required('image_name', req.imageName);
+    if (name.length > 255) throw invalid('image_name', `must be at most 255 characters, got ${name.length}`);
+    const diskFormat = String(req.diskFormat ?? '') || 'raw';
+    if (!(UPLOAD_DISK_FORMATS as readonly string[]).includes(diskFormat)) throw invalid('disk_format', `must be one of ${UPLOAD_DISK_FORMATS.join(', ')}, got "${diskFormat}"`);
+    const containerFormat = String(req.containerFormat ?? '') || 'bare';
+    if (containerFormat !== 'bare') throw invalid('container_format', `must be bare, got "${containerFormat}"`);
+    const force = Boolean(req.force);
+    const requestId = requestIdOf(req);
+    const imageId = uuidFrom(`strata/volume-upload/${v.id}/${requestId}`);
+    // A retry of an upload that started meets it (the volume uploading to it, or the image made).
+    const started = v.status === 'uploading' || (await images.usable(imageId, c));
+    if (!started) {
+      // Refused before an image is made for nothing; the decider says the same (and decides).
+      if (!(v.status === 'available' || (force && v.status === 'in-use'))) {
+        const why = v.status === 'in-use' ? ' (an in-use volume needs force)' : '';
+        throw refuse('FAILED_PRECONDITION', `Volume ${v.id} status must be available${force ? ' or in-use' : ''} to upload it to an image, but it is ${v.status}${why}.`, { state: v.status, field: 'volume_id' });
+      }
+      await images.create(
+        {
+          id: imageId, owner: v.projectId, name, diskFormat: diskFormat as 'raw' | 'qcow2', containerFormat: 'bare', minDisk: v.sizeGb,
+          properties: { volume_id: v.id, image_type: 'volume' },
+        },
+        c,
+      );
+    }
+    const reply = await writer.reply('volume', v.id, { type: 'BeginVolumeUpload', imageId, force }, actorOf(c), step(saga(c, v.projectId, requestId), 'upload', imageId, 'begin'));
+    if (reply.kind === 'rejected') {
+      await images.kill(imageId, `the volume's upload did not start: ${reply.rejection.message}`, c);
+      throw new ApiError(reply.rejection);
+    }
+    return { imageId, volume: await volumeOut(v.id, c) };
+  });
 
   // ---- attachments ---------------------------------------------------------------------------
 
