@@ -5,7 +5,7 @@
 // --source, --property K=V, --bootable/--non-bootable). Operations on volumes run on their storage
 // host after the RPC returns: --wait polls the resource until its status settles (or it is gone,
 // for a delete) and fails, naming the status and its reason, when it lands in an error status.
-import { done, EXIT_CODES, helpOrUsage, int, need, parse, str, UsageError, type Context, type Options } from './common.js';
+import { done, EXIT_CODES, helpOrUsage, int, need, parse, properties, str, UsageError, type Context, type Options } from './common.js';
 import { print } from './output.js';
 
 type Obj = Record<string, any>;
@@ -30,17 +30,6 @@ add volume attaches a volume of yours (id or name) to a server: the guest gets i
 waits until the attachment is gone. --wait gives up after --timeout seconds (default 600).`;
 
 // ---- helpers ----------------------------------------------------------------------------------
-
-/** KEY=VALUE options (--property) into a map. */
-function properties(values: unknown, flag = '--property'): Record<string, string> {
-  const out: Record<string, string> = {};
-  for (const kv of (values as string[] | undefined) ?? []) {
-    const i = kv.indexOf('=');
-    if (i <= 0) throw new UsageError(`${flag} takes KEY=VALUE, got "${kv}"`);
-    out[kv.slice(0, i)] = kv.slice(i + 1);
-  }
-  return out;
-}
 
 /** Boolean pairs (--bootable/--non-bootable): true, false, or undefined when neither is given. */
 function pair(values: Obj, on: string, off: string): boolean | undefined {
@@ -242,9 +231,12 @@ export const VOLUME_USAGE = `Usage: strata volume create --size GIB [--name N] [
        strata volume extend VOLUME --size GIB [--request-id R] [--wait] [--timeout S]
        strata volume retype VOLUME --type TYPE
        strata volume reset-state VOLUME --state STATUS
+       strata volume upload-to-image VOLUME --name N [--disk-format raw|qcow2] [--force] [--request-id R] [--wait] [--timeout S]
 VOLUME is an id or a name (of your project). A volume is made blank or from one source: a snapshot,
-another volume (--source), a backup or an image; with a snapshot, volume or backup, --size may be
-left out (the source's size). --type is a volume type's id or name (default: the type named
+another volume (--source), a backup or an image (--image: an image of the image service, active and
+usable by your project, or one of the storage host's image directory); with a snapshot, volume,
+backup or image-service image, --size may be left out (the source's size; an image's virtual size
+or min_disk, rounded up to GiB). --type is a volume type's id or name (default: the type named
 __DEFAULT__, if there is one). The volume starts in status creating and its storage host makes it:
 --wait waits until it is available (or in-use, or error), and exits 1 naming the status and its
 reason on error; it gives up after --timeout seconds (default 600).
@@ -254,6 +246,10 @@ its snapshots too; --force (admins) skips the status check. --wait waits until t
 extend: grows it to --size GiB (available or in-use); --wait waits until it has the new size.
 retype: changes its type within its backend (available or in-use).
 reset-state (admins): sets its status as it is recorded, for an operator's repair (Cinder's os-reset_status).
+upload-to-image: makes a new image (--name; --disk-format raw, the default, or qcow2; container bare)
+of the volume's data (Cinder's os-volume_upload_image): the volume must be available, or in-use with
+--force; it is uploading until its storage host has uploaded it, then back to its status. Prints the
+image id; --wait waits until the upload ended and exits 1 naming the reason if it failed.
 An operation its status does not allow exits 8 naming the status; a quota exits 10 naming it.`;
 
 async function volumeCommand(ctx: Context, argv: string[]): Promise<number> {
@@ -274,7 +270,7 @@ async function volumeCommand(ctx: Context, argv: string[]): Promise<number> {
       const sources = ['snapshot', 'source', 'backup', 'image'].filter((f) => str(values[f]) !== undefined);
       if (sources.length > 1) throw new UsageError(`--${sources[0]} and --${sources[1]} exclude each other: a volume has at most one source\n\n${usage}`);
       const size = gib('size', values.size);
-      if (size === undefined && !['snapshot', 'source', 'backup'].includes(sources[0])) throw new UsageError(`--size is required (GiB), unless the volume is made from --snapshot, --source or --backup\n\n${usage}`);
+      if (size === undefined && !['snapshot', 'source', 'backup', 'image'].includes(sources[0])) throw new UsageError(`--size is required (GiB), unless the volume is made from --snapshot, --source, --backup or --image\n\n${usage}`);
       const res = await ctx.client().call('CreateVolume', {
         sizeGb: size ?? 0,
         name: str(values.name) ?? '',
@@ -377,6 +373,37 @@ async function volumeCommand(ctx: Context, argv: string[]): Promise<number> {
       const id = await volumeId(ctx, need(positionals, 'volume', usage));
       showVolume(ctx, (await ctx.client().call('ResetVolumeStatus', { id, status: str(values.state) })).volume);
       return EXIT_CODES.ok;
+    }
+    case 'upload-to-image': {
+      const { values, positionals, timeoutS } = parseWaiting(
+        rest,
+        { name: { type: 'string' }, 'disk-format': { type: 'string' }, force: { type: 'boolean' }, 'request-id': { type: 'string' } },
+        usage,
+      );
+      noMore(positionals, usage, 1);
+      if (!str(values.name)) throw new UsageError(`--name is required: the new image's name\n\n${usage}`);
+      const diskFormat = str(values['disk-format']) ?? 'raw';
+      if (!['raw', 'qcow2'].includes(diskFormat)) throw new UsageError(`--disk-format is raw or qcow2, got "${diskFormat}"\n\n${usage}`);
+      const id = await volumeId(ctx, need(positionals, 'volume', usage));
+      const res = await ctx.client().call('UploadVolumeToImage', {
+        volumeId: id, imageName: str(values.name), diskFormat, containerFormat: 'bare', force: Boolean(values.force), requestId: str(values['request-id']) ?? '',
+      });
+      let volume = res.volume as Obj;
+      let code: number = EXIT_CODES.ok;
+      if (values.wait) {
+        const r = await poll(() => orGone(ctx.client().call('GetVolume', { id }), 'volume'), (v) => !v || v.status !== 'uploading', timeoutS);
+        volume = r.value ?? volume;
+        if (!r.settled) {
+          console.error(`strata: volume ${id} is still uploading to image ${res.imageId} after ${timeoutS} s (see strata image show ${res.imageId})`);
+          code = EXIT_CODES.error;
+        } else if (volume.statusReason) {
+          console.error(`strata: the upload of volume ${id} to image ${res.imageId} failed: ${volume.statusReason}`);
+          code = EXIT_CODES.error;
+        }
+      }
+      if (ctx.output === 'json') print(ctx.output, { imageId: res.imageId, volume });
+      else console.log(`image ${res.imageId}: volume ${id} ${values.wait && code === EXIT_CODES.ok ? 'uploaded' : `is ${volume.status}`}`);
+      return code;
     }
     default:
       helpOrUsage(verb, usage);

@@ -60,6 +60,17 @@ export function parse(argv: string[], options: Options, usage: string) {
 
 export const str = (v: unknown) => (typeof v === 'string' ? v : undefined);
 
+/** KEY=VALUE options (--property) into a map; a malformed one is a UsageError naming the flag. */
+export function properties(values: unknown, flag = '--property'): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const kv of (values as string[] | undefined) ?? []) {
+    const i = kv.indexOf('=');
+    if (i <= 0) throw new UsageError(`${flag} takes KEY=VALUE, got "${kv}"`);
+    out[kv.slice(0, i)] = kv.slice(i + 1);
+  }
+  return out;
+}
+
 export function int(flag: string, v: unknown): number | undefined {
   if (v === undefined) return undefined;
   const n = Number(v);

@@ -5,7 +5,7 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import { SERVER_ACTIONS, type ServerAction } from '../api/compute/server.actions.js';
 import { BLOCK_QUOTA_FLAGS, blockQuota, SERVER_VOLUME_USAGE, serverVolumeCommand } from './block.js';
-import { done, EXIT_CODES, helpOrUsage, int, need, parse, str, UsageError, type Context, type Options } from './common.js';
+import { done, EXIT_CODES, helpOrUsage, int, need, parse, properties, str, UsageError, type Context, type Options } from './common.js';
 import { print } from './output.js';
 
 type Obj = Record<string, any>;
@@ -42,17 +42,6 @@ const QUOTA_FLAGS: Record<string, string> = {
   'server-groups': 'server_groups',
   'server-group-members': 'server_group_members',
 };
-
-/** KEY=VALUE options into a map. */
-function properties(values: unknown, flag = '--property'): Record<string, string> {
-  const out: Record<string, string> = {};
-  for (const kv of (values as string[] | undefined) ?? []) {
-    const i = kv.indexOf('=');
-    if (i <= 0) throw new UsageError(`${flag} takes KEY=VALUE, got "${kv}"`);
-    out[kv.slice(0, i)] = kv.slice(i + 1);
-  }
-  return out;
-}
 
 const time = (t: Obj | undefined) => (t && (t.seconds || t.nanos) ? new Date(Number(t.seconds) * 1000 + Math.floor(Number(t.nanos ?? 0) / 1e6)).toISOString() : '');
 

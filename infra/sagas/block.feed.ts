@@ -20,9 +20,8 @@ export interface VolumeState {
   hostId: string;
   attachments: Attachment[];
   snapshotIds: string[];
+  /** The backup being taken or restored, or the image uploaded to (uploading); '' otherwise. */
   operationId: string;
-  /** The last VolumeDeleting's cascade flag. */
-  cascade: boolean;
   /** The size the last VolumeExtending asked for (GiB; 0: none). */
   extendingToGb: number;
 }
@@ -65,13 +64,11 @@ export class BlockView implements FoldedView<DecodedEvent> {
     const before = of.get(event.aggregateId) ?? a.decider.initialState;
     const { aggregateType: _t, aggregateId: _i, version: _v, occurredAtMs: _o, ...payload } = event;
     of.set(event.aggregateId, a.decider.evolve(before, payload as never));
-    if (event.type === 'VolumeDeleting') this.cascades.set(event.aggregateId, Boolean(event.cascade));
     if (event.type === 'VolumeExtending') this.extending.set(event.aggregateId, Number(event.newSizeGb));
     return `${a.aggregateType}/${event.aggregateId}`;
   }
 
   // What the events said that the deciders need not keep.
-  private readonly cascades = new Map<string, boolean>();
   private readonly extending = new Map<string, number>();
 
   private all(type: string): [string, MachineState][] {
@@ -82,7 +79,7 @@ export class BlockView implements FoldedView<DecodedEvent> {
     const c = s.context as Record<string, any>;
     return {
       id, status: statusOf(s), previousStatus: c.previousStatus ?? '', volume: c.volume, hostId: c.hostId ?? '', attachments: c.attachments ?? [],
-      snapshotIds: c.snapshotIds ?? [], operationId: c.operationId ?? '', cascade: this.cascades.get(id) ?? false, extendingToGb: this.extending.get(id) ?? 0,
+      snapshotIds: c.snapshotIds ?? [], operationId: c.operationId ?? '', extendingToGb: this.extending.get(id) ?? 0,
     };
   }
 

@@ -70,7 +70,7 @@ export const BLOCK_TABLES = [
 
 /**
  * The events this projection turns into rows. It passes the others: statuses come from the
- * *StatusChanged events (VolumeDeleting, VolumeExtending, VolumeBackupStarted, VolumeRestoreStarted,
+ * *StatusChanged events (VolumeDeleting, VolumeExtending, VolumeBackupStarted, VolumeRestoreStarted, VolumeUploadStarted,
  * SnapshotDeleting and BackupDeleting move nothing else shown), and a volume's snapshot list is the
  * snapshots' volume_id (VolumeSnapshotAdded/Removed are the decider's own bookkeeping).
  */
