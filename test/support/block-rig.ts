@@ -1,7 +1,8 @@
 // A real all-in-one cloud for block storage tests: the test cloud (embedded log, SQLite read
 // models, TLS gRPC, bootstrapped) with the block API and conductor, storage hosts whose block
 // agents run in the process on real files (qemu-img, qemu-storage-daemon), and fake-driver compute
-// hosts with the compute conductor, so servers boot and volumes can be attached to them. A member
+// hosts with the compute conductor, so servers boot and volumes can be attached to them; object
+// storage devices on request, so that the image service keeps image data. A member
 // of a new project and a flavor are ready.
 import { randomUUID } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -22,6 +23,8 @@ export interface BlockRigOptions {
   storageHosts?: { hostId?: string; backend?: string; availabilityZone?: string; totalGb?: number }[];
   /** Fake-driver compute hosts. */
   computeHosts?: number;
+  /** Object storage devices (object servers in the process, one zone each, 3 replicas) for the image service's data; default none. */
+  objectDevices?: number;
   /** The log: embedded (default), or the shared Kafka cluster of the tests. */
   backend?: Backend;
 }
@@ -63,7 +66,9 @@ export async function startBlockRig(o: BlockRigOptions = {}): Promise<BlockRig> 
     const { brokers } = await ensureKafka({ nodes: KAFKA_NODES });
     log = new KafkaLog({ brokers, replicationFactor: KAFKA_NODES, minInsyncReplicas: 2 });
   }
-  const t = await startTestCloud({}, { log, replicationFactor: log ? KAFKA_NODES : 1, conductor: computeHosts.length > 0 ? { tickMs: 200 } : false, computeHosts, blockHosts: storage });
+  const objectDevices = Array.from({ length: o.objectDevices ?? 0 }, (_, i) => ({ deviceId: i + 1, root: join(blockDir, `object-${i + 1}`), port: 0, zone: i + 1 }));
+  const objects = objectDevices.length > 0 ? { objectDevices, objectRing: { partPower: 6, replicas: Math.min(3, objectDevices.length) } } : {};
+  const t = await startTestCloud({}, { log, replicationFactor: log ? KAFKA_NODES : 1, conductor: computeHosts.length > 0 ? { tickMs: 200 } : false, computeHosts, blockHosts: storage, ...objects });
   const admin = t.client(await t.adminToken());
 
   async function newMember() {
