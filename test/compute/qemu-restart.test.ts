@@ -108,6 +108,9 @@ describe.each(BACKENDS)('qemu guests outlive a killed compute agent process (%s 
       STRATA_COMPUTE_DOMAIN: rig.domain,
       // The block domain of its own too: the shared cluster's may have another partition count.
       STRATA_BLOCK_DOMAIN: `${rig.domain}-block`,
+      // Its image service too: the shared Kafka cluster's image and object topics have the tests' 4 partitions.
+      STRATA_IMAGE_DOMAIN: `${rig.domain}-image`,
+      STRATA_OBJECT_DOMAIN: `${rig.domain}-object`,
       STRATA_PARTITIONS: String(rig.t.topology.partitions),
       STRATA_REPLY_PARTITIONS: String(rig.t.topology.replyPartitions ?? rig.t.topology.partitions),
       STRATA_AGENT_DRIVER: 'qemu',

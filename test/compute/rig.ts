@@ -128,7 +128,7 @@ export async function startRig(o: RigOptions): Promise<Rig> {
   if (o.processes) {
     children.push(
       await spawnReady('../../agents/compute/main.ts', children, {
-        ...t.env, STRATA_COMPUTE_DOMAIN: domain, STRATA_BLOCK_DOMAIN: `${domain}-block`, STRATA_PARTITIONS: partitions, STRATA_REPLY_PARTITIONS: String(t.topology.replyPartitions ?? partitions), STRATA_AGENT_HOSTS: String(o.hosts), STRATA_AGENT_HOST_ID: 'host',
+        ...t.env, STRATA_COMPUTE_DOMAIN: domain, STRATA_BLOCK_DOMAIN: `${domain}-block`, STRATA_IMAGE_DOMAIN: `${domain}-image`, STRATA_OBJECT_DOMAIN: `${domain}-object`, STRATA_PARTITIONS: partitions, STRATA_REPLY_PARTITIONS: String(t.topology.replyPartitions ?? partitions), STRATA_AGENT_HOSTS: String(o.hosts), STRATA_AGENT_HOST_ID: 'host',
         STRATA_AGENT_AZ: zones.join(','), STRATA_AGENT_HEARTBEAT_S: String(Math.round((o.heartbeatMs ?? 5_000) / 1000)),
       }),
     );
