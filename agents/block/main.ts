@@ -6,15 +6,32 @@
 import { mkdirSync } from 'node:fs';
 import { logConfigFromEnv, openLog } from '../../infra/config/config.js';
 import { BlockAgent } from './block.agent.js';
+import { connectImageService, type ImageServiceClient } from '../../infra/image/image-service-client.js';
 import { blockAgentConfigFromEnv } from './config.js';
 
 const logConfig = logConfigFromEnv();
 const config = blockAgentConfigFromEnv();
 mkdirSync(config.stateDir, { recursive: true });
 const log = openLog(logConfig);
+const topology = { partitions: config.partitions, replyPartitions: config.replyPartitions, replicationFactor: logConfig.backend === 'kafka' ? logConfig.replicationFactor : 1 };
+// Volumes from images and uploads of volumes go through the image service (the image and object
+// domains of the log); failing to follow them leaves the image directory only, said loudly.
+let images: ImageServiceClient | undefined;
+try {
+  images = await connectImageService({
+    log,
+    topology,
+    actor: { userId: `block-${config.hostId}`, projectId: '', roles: ['service'] },
+    imageDomain: process.env.STRATA_IMAGE_DOMAIN || undefined,
+    objectDomain: process.env.STRATA_OBJECT_DOMAIN || undefined,
+  });
+} catch (e) {
+  process.stderr.write(`block agent: cannot follow the image service (${(e as Error).message}); volumes from images use STRATA_IMAGE_DIR only\n`);
+}
 const agent = await BlockAgent.start({
   log,
-  topology: { partitions: config.partitions, replyPartitions: config.replyPartitions, replicationFactor: logConfig.backend === 'kafka' ? logConfig.replicationFactor : 1 },
+  topology,
+  images,
   domain: config.domain,
   hostId: config.hostId,
   backend: config.backend,
@@ -32,6 +49,7 @@ console.log('ready');
 
 const stop = async () => {
   await agent.close();
+  await images?.close();
   await log.close();
   process.exit(0);
 };

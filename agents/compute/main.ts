@@ -4,13 +4,7 @@
 import { logConfigFromEnv, openLog } from '../../infra/config/config.js';
 import { agentConfigFromEnv } from './config.js';
 import { ComputeAgents } from './compute.agent.js';
-import { ImageWriter } from '../../api/image/image.writer.js';
-import { ObjectWriter } from '../../api/object/object.writer.js';
-import { ImageStore } from '../../infra/image/image-store.js';
-import { ObjectProxy } from '../../infra/object/object-proxy.js';
-import { CommandBus } from '../../infra/runtime/command-bus.js';
-import { followImages, type ImageFeed } from '../../infra/sagas/image.feed.js';
-import { followObjects, type ObjectFeed } from '../../infra/sagas/object.feed.js';
+import { connectImageService, type ImageServiceClient } from '../../infra/image/image-service-client.js';
 import { ImageServiceSource } from './image-service.js';
 
 const logConfig = logConfigFromEnv();
@@ -21,23 +15,17 @@ const topology = { partitions: config.partitions, replyPartitions: config.replyP
 // A qemu host boots images of the image service: it follows the image domain (the records) and the
 // object domain (the ring that says where their data is). Failing that it boots from its image
 // directory only, and says so.
-let imageService: { images: ImageFeed; objects: ObjectFeed; bus: CommandBus; proxy: ObjectProxy } | undefined;
+let imageService: ImageServiceClient | undefined;
 if (config.images) {
   try {
-    const images = await followImages({ log, topology, domain: process.env.STRATA_IMAGE_DOMAIN || undefined });
-    const objects = await followObjects({ log, topology, domain: process.env.STRATA_OBJECT_DOMAIN || undefined });
-    const bus = await CommandBus.connect({ log, timeoutMs: 30_000 });
-    const proxy = new ObjectProxy({ ring: () => objects.view.ring() });
-    const imageWriter = new ImageWriter(bus, undefined, Date.now, process.env.STRATA_IMAGE_DOMAIN || undefined);
-    const store = new ImageStore({ proxy, objects: new ObjectWriter(bus, undefined, Date.now, process.env.STRATA_OBJECT_DOMAIN || undefined) });
-    const service = { userId: `compute-${config.hosts[0].hostId}`, projectId: '', roles: ['service'] };
-    config.images.service = new ImageServiceSource({
-      cacheDir: config.imageCacheDir,
-      image: (id) => images.view.image(id),
-      store,
-      commands: async (imageId, command) => void (await imageWriter.send('image', imageId, command, service)),
+    imageService = await connectImageService({
+      log,
+      topology,
+      actor: { userId: `compute-${config.hosts[0].hostId}`, projectId: '', roles: ['service'] },
+      imageDomain: process.env.STRATA_IMAGE_DOMAIN || undefined,
+      objectDomain: process.env.STRATA_OBJECT_DOMAIN || undefined,
     });
-    imageService = { images, objects, bus, proxy };
+    config.images.service = new ImageServiceSource({ cacheDir: config.imageCacheDir, ...imageService });
   } catch (e) {
     process.stderr.write(`compute agent: cannot follow the image service (${(e as Error).message}); images come from the image directory only\n`);
   }
@@ -63,12 +51,7 @@ console.log('ready');
 
 const stop = async () => {
   await agents.close();
-  if (imageService) {
-    imageService.proxy.close();
-    await imageService.images.close();
-    await imageService.objects.close();
-    await imageService.bus.close();
-  }
+  await imageService?.close();
   await log.close();
   process.exit(0);
 };
