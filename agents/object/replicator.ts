@@ -8,6 +8,7 @@
 // the log is the reference both sides agree on, so a replica compares against it directly.
 import { Agent, request, type IncomingMessage } from 'node:http';
 import { handoffDevices, primaryDevices, type Ring, type RingDevice } from '../../domains/object/ring.js';
+import { replicaPath, splitHost } from '../../infra/object/placement.js';
 import type { ObjectView, RecordedObject } from '../../infra/sagas/object.feed.js';
 import type { ReplicaMeta, ReplicaStore } from './replica-store.js';
 
@@ -37,14 +38,8 @@ export interface ReplicatorOptions {
   timeoutMs?: number;
 }
 
-const encodePath = (partition: number, account: string, container: string, name: string) =>
-  `/o/${partition}/${encodeURIComponent(account)}/${encodeURIComponent(container)}/${name.split('/').map(encodeURIComponent).join('/')}`;
 const keyOf = (account: string, container: string, name: string) => `${account}/${container}/${name}`;
 const dataTimestamp = (m: ReplicaMeta) => (m.deleted ? undefined : (m.dataTimestamp ?? m.timestamp));
-const splitHost = (hostPort: string): [string, number] => {
-  const i = hostPort.lastIndexOf(':');
-  return [hostPort.slice(0, i), Number(hostPort.slice(i + 1))];
-};
 
 export class Replicator {
   private readonly agent = new Agent({ keepAlive: true, maxSockets: 16 });
@@ -101,7 +96,7 @@ export class Replicator {
   /** Copies the recorded version from the first device that has exactly it (primaries, handoffs, then the rest). */
   private async pull(ring: Ring, partition: number, r: RecordedObject): Promise<boolean> {
     const v = r.version!;
-    const path = encodePath(partition, r.account, r.container, r.name);
+    const path = replicaPath(partition, r.account, r.container, r.name);
     for (const device of this.sources(ring, partition)) {
       let response: IncomingMessage;
       try {
@@ -155,7 +150,7 @@ export class Replicator {
 
   private async pushDelete(device: RingDevice, partition: number, m: ReplicaMeta): Promise<boolean> {
     try {
-      const res = await this.send(device, 'DELETE', encodePath(partition, m.account, m.container, m.object), { 'x-timestamp': m.timestamp });
+      const res = await this.send(device, 'DELETE', replicaPath(partition, m.account, m.container, m.object), { 'x-timestamp': m.timestamp });
       res.resume();
       return res.statusCode === 204 || res.statusCode === 404 || res.statusCode === 409;
     } catch {
@@ -165,7 +160,7 @@ export class Replicator {
 
   /** Whether the primary has this version (or a newer one) once this returns true. */
   private async pushData(device: RingDevice, partition: number, m: ReplicaMeta, view: ObjectView, report: ReplicationReport): Promise<boolean> {
-    const path = encodePath(partition, m.account, m.container, m.object);
+    const path = replicaPath(partition, m.account, m.container, m.object);
     const mine = dataTimestamp(m)!;
     try {
       const head = await this.send(device, 'HEAD', path);

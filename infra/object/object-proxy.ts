@@ -7,7 +7,7 @@
 import { Agent, request, type ClientRequest, type IncomingHttpHeaders, type IncomingMessage } from 'node:http';
 import { Readable } from 'node:stream';
 import type { Ring, RingDevice } from '../../domains/object/ring.js';
-import { nodesFor, partitionOf, writeQuorum } from './placement.js';
+import { nodesFor, partitionOf, replicaPath, splitHost, writeQuorum } from './placement.js';
 
 export interface StoredMeta {
   etag: string;
@@ -86,8 +86,6 @@ export interface ObjectProxyOptions {
   idleTimeoutMs?: number;
 }
 
-const encodePath = (partition: number, account: string, container: string, name: string) =>
-  `/o/${partition}/${encodeURIComponent(account)}/${encodeURIComponent(container)}/${name.split('/').map(encodeURIComponent).join('/')}`;
 
 const metaHeaders = (metadata: Record<string, string>) => Object.fromEntries(Object.entries(metadata).map(([k, v]) => [`x-object-meta-${k.toLowerCase()}`, encodeURIComponent(v)]));
 
@@ -144,7 +142,7 @@ export class ObjectProxy {
     const partition = partitionOf(ring, h.account, h.container, h.name);
     const { primaries, handoffs } = nodesFor(ring, partition);
     const quorum = writeQuorum(ring.replicas);
-    const path = encodePath(partition, h.account, h.container, h.name);
+    const path = replicaPath(partition, h.account, h.container, h.name);
     const headers = {
       'x-timestamp': h.timestamp,
       'content-type': h.contentType || 'application/octet-stream',
@@ -233,7 +231,7 @@ export class ObjectProxy {
     const ring = this.ring();
     const partition = partitionOf(ring, account, container, name);
     const { primaries } = nodesFor(ring, partition);
-    const path = encodePath(partition, account, container, name);
+    const path = replicaPath(partition, account, container, name);
     const replies = await Promise.all(
       primaries.map(async (d) => {
         try {
@@ -278,7 +276,7 @@ export class ObjectProxy {
     const ring = this.ring();
     const partition = partitionOf(ring, account, container, name);
     const { primaries, handoffs } = nodesFor(ring, partition);
-    const path = encodePath(partition, account, container, name);
+    const path = replicaPath(partition, account, container, name);
     for (const d of [...primaries, ...handoffs]) {
       if (skip.has(d.id)) continue;
       let reply: NodeReply;
@@ -380,10 +378,6 @@ export class ObjectProxy {
   }
 }
 
-const splitHost = (hostPort: string): [string, number] => {
-  const i = hostPort.lastIndexOf(':');
-  return [hostPort.slice(0, i), Number(hostPort.slice(i + 1))];
-};
 
 /** One replica's PUT in flight. */
 class Upload {

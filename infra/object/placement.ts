@@ -23,3 +23,13 @@ export function nodesFor(ring: Ring, partition: number): { primaries: RingDevice
   const primaries = primaryDevices(ring, partition);
   return { primaries, handoffs: handoffDevices(ring, partition).slice(0, ring.replicas) };
 }
+
+/** An object's path on an object server: /o/<partition>/<account>/<container>/<object>, each segment percent-encoded. */
+export const replicaPath = (partition: number, account: string, container: string, name: string) =>
+  `/o/${partition}/${encodeURIComponent(account)}/${encodeURIComponent(container)}/${name.split('/').map(encodeURIComponent).join('/')}`;
+
+/** "127.0.0.1:6201" as host and port. */
+export const splitHost = (hostPort: string): [string, number] => {
+  const i = hostPort.lastIndexOf(':');
+  return [hostPort.slice(0, i), Number(hostPort.slice(i + 1))];
+};
