@@ -123,25 +123,43 @@ export class StrataClient {
     const fn = stub?.[method];
     if (!stub || typeof fn !== 'function') return Promise.reject(new Error(`no RPC ${method}`));
     let call!: ClientWritableStream<Record<string, unknown>>;
+    let answered = false;
+    let fail!: (e: unknown) => void;
     const reply = new Promise<T>((resolve, reject) => {
-      call = fn.call(stub, this.metadata(token), { deadline: Date.now() + (options.timeoutMs ?? 3_600_000) }, (err: ServiceError | null, res: T) =>
-        err ? reject(toCallError(err)) : resolve(res),
-      ) as ClientWritableStream<Record<string, unknown>>;
+      fail = reject;
+      call = fn.call(stub, this.metadata(token), { deadline: Date.now() + (options.timeoutMs ?? 3_600_000) }, (err: ServiceError | null, res: T) => {
+        answered = true;
+        if (err) reject(toCallError(err));
+        else resolve(res);
+      }) as ClientWritableStream<Record<string, unknown>>;
     });
+    // Resolves once the channel took the message, or once the call is over (an answer ends the upload).
     const write = (message: Record<string, unknown>) =>
       new Promise<void>((resolve) => {
-        if (call.write(message)) resolve();
-        else call.once('drain', () => resolve());
+        if (answered || call.write(message)) return resolve();
+        const done = () => {
+          call.off('drain', done);
+          call.off('close', done);
+          call.off('error', done);
+          resolve();
+        };
+        call.once('drain', done);
+        call.once('close', done);
+        call.once('error', done);
       });
     const pump = (async () => {
       await write({ header });
       for await (const data of body) {
+        if (answered) return;
         for (let i = 0; i < data.length; i += UPLOAD_CHUNK) await write({ chunk: data.subarray(i, i + UPLOAD_CHUNK) });
       }
       call.end();
     })();
-    // The server may answer (an error) before the body is all sent: its answer is the result.
-    pump.catch((e) => call.destroy(e as Error));
+    // The body failed (a file that cannot be read): cancel the call, so the server lets it go, and say why.
+    pump.catch((e) => {
+      call.cancel();
+      fail(e);
+    });
     return reply;
   }
 
@@ -166,14 +184,22 @@ export class StrataClient {
       throw new Error(`${method}: the stream did not start with a header`);
     }
     async function* body(): AsyncGenerator<Uint8Array> {
+      let ended = false;
       try {
         for (;;) {
           const next = await messages.next();
-          if (next.done) return;
+          if (next.done) {
+            ended = true;
+            return;
+          }
           if (next.value.chunk) yield next.value.chunk as Uint8Array;
         }
       } catch (e) {
+        ended = true;
         throw (e as ServiceError).code !== undefined ? toCallError(e as ServiceError) : e;
+      } finally {
+        // A reader that stops early: the server's stream ends too.
+        if (!ended) call.cancel();
       }
     }
     return { header: first.value.header as T, body: body(), cancel: () => call.cancel() };

@@ -9,7 +9,7 @@
 // if it fails the image is killed, as Nova deletes a failed snapshot.
 import { execFile } from 'node:child_process';
 import { createReadStream, createWriteStream, existsSync } from 'node:fs';
-import { mkdir, rename, rm, stat } from 'node:fs/promises';
+import { mkdir, open, rename, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { promisify } from 'node:util';
@@ -63,6 +63,9 @@ export class ImageServiceSource {
         const { body } = await this.o.store.read(imageLocation(image.id), { size: image.size, checksum: image.checksum });
         try {
           await pipeline(body, createWriteStream(tmp));
+          // Durable before it is named: a crash must not leave a short file under a name the cache trusts.
+          const fh = await open(tmp, 'r+');
+          await fh.sync().finally(() => fh.close());
           await rename(tmp, path);
         } catch (e) {
           await rm(tmp, { force: true });

@@ -279,7 +279,16 @@ function requireTimestamp(req: IncomingMessage): string {
   return ts;
 }
 
-/** X-Object-Meta-* headers, prefix stripped, keys lower-case; Swift's size limits apply. */
+/** A metadata value off the wire: percent-encoded UTF-8 (header values are Latin-1 only); a bad escape is taken as it is. */
+const decodeValue = (v: string) => {
+  try {
+    return decodeURIComponent(v);
+  } catch {
+    return v;
+  }
+};
+
+/** X-Object-Meta-* headers, prefix stripped, keys lower-case, values decoded; Swift's size limits apply to the decoded values. */
 function userMetadata(req: IncomingMessage): Record<string, string> {
   const out: Record<string, string> = {};
   let count = 0;
@@ -287,7 +296,7 @@ function userMetadata(req: IncomingMessage): Record<string, string> {
   for (const [name, value] of Object.entries(req.headers)) {
     if (!name.startsWith(META_PREFIX) || value === undefined) continue;
     const key = name.slice(META_PREFIX.length);
-    const v = Array.isArray(value) ? value.join(',') : value;
+    const v = decodeValue(Array.isArray(value) ? value.join(',') : value);
     if (!key) throw new HttpError(400, 'metadata name is empty');
     if (Buffer.byteLength(key) > MAX_META_NAME_BYTES) throw new HttpError(400, `metadata name ${key.slice(0, 40)}... longer than ${MAX_META_NAME_BYTES} bytes`);
     if (Buffer.byteLength(v) > MAX_META_VALUE_BYTES) throw new HttpError(400, `metadata value of ${key} longer than ${MAX_META_VALUE_BYTES} bytes`);
@@ -326,8 +335,8 @@ function objectHeaders(meta: ReplicaMeta): Record<string, string | number> {
   };
   if (meta.dataTimestamp) headers['x-backend-data-timestamp'] = meta.dataTimestamp;
   for (const [k, v] of Object.entries(meta.metadata)) {
-    // Header values are Latin-1 on the wire; a value stored through the API with other characters is not sendable.
-    if (/^[\t\x20-\x7e\x80-\xff]*$/.test(v) && /^[!#$%&'*+.^_`|~0-9a-z-]+$/.test(k)) headers[META_PREFIX + k] = v;
+    // Values go out percent-encoded, as they come in (header values are Latin-1 only).
+    if (/^[!#$%&'*+.^_`|~0-9a-z-]+$/.test(k)) headers[META_PREFIX + k] = encodeURIComponent(v);
   }
   return headers;
 }

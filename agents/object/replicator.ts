@@ -135,7 +135,23 @@ export class Replicator {
   /** A partition this device is not a primary of: push each replica to the primaries lacking it, then drop it. */
   private async handOff(ring: Ring, view: ObjectView, partition: number, report: ReplicationReport): Promise<void> {
     const primaries = primaryDevices(ring, partition);
+    const now = this.o.now?.() ?? Date.now();
+    const grace = this.o.reclaimAfterMs ?? 3_600_000;
     for (const m of await this.o.store.listPartition(partition)) {
+      if (!m.deleted) {
+        // Only the version the log records is handed on: a replica of a write that was never
+        // acknowledged (or one the log has moved past) must not overwrite the primaries' copies.
+        const recorded = view.recorded(m.account, m.container, m.object);
+        const mine = dataTimestamp(m)!;
+        if (recorded?.version?.timestamp !== mine) {
+          const superseded = recorded !== undefined && recorded.timestamp > mine;
+          if (superseded || now - Number(m.timestamp) * 1000 > grace) {
+            await this.o.store.removeReplica(partition, m.account, m.container, m.object);
+            report.reclaimed++;
+          }
+          continue;
+        }
+      }
       let everywhere = true;
       for (const device of primaries) {
         const ok = m.deleted ? await this.pushDelete(device, partition, m) : await this.pushData(device, partition, m, view, report);
@@ -194,9 +210,15 @@ export class Replicator {
       const [host, port] = splitHost(device.host);
       const req = request({ host, port, method: 'PUT', path, headers, agent: this.agent, timeout: this.o.timeoutMs ?? 15_000 });
       req.once('timeout', () => req.destroy(new Error(`${device.host} stalled`)));
-      req.once('error', reject);
+      // The replica's file is closed whatever happens to the request (an early answer, an error).
+      const release = () => (body as NodeJS.ReadableStream & { destroy?: () => void }).destroy?.();
+      req.once('error', (e) => {
+        release();
+        reject(e);
+      });
       req.once('response', (res) => {
         res.resume();
+        release();
         resolve(res.statusCode ?? 0);
       });
       body.once('error', (e) => req.destroy(e as Error));

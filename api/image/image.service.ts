@@ -280,8 +280,9 @@ export function createImageService(o: ImageServiceOptions): UntypedServiceImplem
           const shown = asError(e);
           const reason = shown instanceof ApiError || shown instanceof InvalidArgumentError ? (shown as Error).message : `upload failed: ${(e as Error).message}`;
           // Back to queued with the reason; data stored but not made the image's is removed.
-          await writer.reply('image', image.id, { type: 'FailImageUpload', reason }, actor).catch(() => undefined);
-          if (stored) await imageStore.remove(stored.location).catch(() => undefined);
+          const failed = await writer.reply('image', image.id, { type: 'FailImageUpload', reason }, actor).catch(() => undefined);
+          // Only when the image is back in queued: a CompleteImageUpload that went through after all (a bus timeout) keeps its data.
+          if (stored && failed?.kind === 'accepted') await imageStore.remove(stored.location).catch(() => undefined);
           throw e;
         }
         callback(null, { image: await out(image.id, c) });

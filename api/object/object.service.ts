@@ -232,17 +232,13 @@ export function createObjectService(o: ObjectServiceOptions): UntypedServiceImpl
     return { account, container, name: String(req.name) };
   };
 
+  // HEAD answers from the log's record: the version a GET serves, with the metadata the last POST set.
   rpc('HeadObject', async (req, c) => {
     const t = await target(c, req, 'read');
     const recorded = await recordedOf(t.account, t.container.name, t.name);
-    if (recorded && recorded.segments.length > 0) {
-      checkConditions(req, recorded, false);
-      return { object: headerOf(t.account, t.container.name, t.name, versionMeta(recorded), true) };
-    }
-    const meta = await o.proxy.head(t.account, t.container.name, t.name).catch((e) => Promise.reject(asError(e)));
-    if (!meta) throw refuse('NOT_FOUND', `object ${t.container.name}/${t.name} not found`);
-    checkConditions(req, meta, false);
-    return { object: headerOf(t.account, t.container.name, t.name, meta, false) };
+    if (!recorded) throw refuse('NOT_FOUND', `object ${t.container.name}/${t.name} not found`);
+    checkConditions(req, recorded, false);
+    return { object: headerOf(t.account, t.container.name, t.name, versionMeta(recorded), recorded.segments.length > 0) };
   });
 
   rpc('UpdateObjectMetadata', async (req, c) => {
@@ -324,23 +320,27 @@ export function createObjectService(o: ObjectServiceOptions): UntypedServiceImpl
         quota(declared > 0 ? declared : 0);
         const timestamp = nextTimestamp();
         let received = 0;
+        // Every refusal that depends on the body happens here, before its last byte is handed on: an
+        // object server commits a replica (and drops the older one) only once its request ends.
         async function* body(): AsyncGenerator<Uint8Array> {
           for (;;) {
             const next = await messages.next();
-            if (next.done) return;
+            if (next.done) {
+              if (declared > 0 && received !== declared) throw invalid('content_length', `the body has ${received} bytes, not content_length ${declared}`);
+              return;
+            }
             const chunk = next.value.chunk as Uint8Array | undefined;
             if (!chunk) throw invalid('chunk', 'after the header every PutObject message must be a chunk');
             received += chunk.length;
             if (received > LIMITS.objectSize) throw refuse('RESOURCE_EXHAUSTED', `the body is over the ${LIMITS.objectSize}-byte limit of one object (413)`);
             if (declared > 0 && received > declared) throw invalid('content_length', `the body is longer than content_length ${declared}`);
+            quota(received);
             yield chunk;
           }
         }
         const stored = await o.proxy
           .put({ account: t.account, container: t.container.name, name: t.name, contentType: header.contentType || 'application/octet-stream', metadata: header.metadata ?? {}, timestamp, expectedEtag: header.etag ? String(header.etag).replace(/"/g, '') : undefined }, body())
           .catch((e) => Promise.reject(asError(e)));
-        if (declared > 0 && stored.size !== declared) throw invalid('content_length', `the body has ${stored.size} bytes, not content_length ${declared}`);
-        quota(stored.size);
         const version: ObjectVersion = {
           account: t.account, container: t.container.name, name: t.name, timestamp, etag: stored.etag, size: stored.size,
           contentType: header.contentType || 'application/octet-stream', metadata: header.metadata ?? {}, partition: stored.partition, segments: [], ringVersion: stored.ringVersion,
@@ -369,11 +369,9 @@ export function createObjectService(o: ObjectServiceOptions): UntypedServiceImpl
         const req = call.request ?? {};
         const t = await target(c, req, 'read');
         const recorded = await recordedOf(t.account, t.container.name, t.name);
-        if (recorded && recorded.segments.length > 0) {
-          await sendLarge(call, t.account, t.container.name, t.name, recorded, req);
-        } else {
-          await sendSimple(call, t.account, t.container.name, t.name, req);
-        }
+        if (!recorded) throw refuse('NOT_FOUND', `object ${t.container.name}/${t.name} not found`);
+        if (recorded.segments.length > 0) await sendLarge(call, t.account, t.container.name, t.name, recorded, req);
+        else await sendSimple(call, t.account, t.container.name, t.name, recorded, req);
         call.end();
       } catch (e) {
         const err = toServiceError(asError(e));
@@ -410,7 +408,8 @@ export function createObjectService(o: ObjectServiceOptions): UntypedServiceImpl
     }
   };
 
-  async function sendSimple(call: ServerWritableStream<Req, Res>, account: string, container: string, name: string, req: Req) {
+  /** The recorded version's bytes (a replica holding another version, newer or older, is passed over), with the log's metadata. */
+  async function sendSimple(call: ServerWritableStream<Req, Res>, account: string, container: string, name: string, recorded: ObjectVersion, req: Req) {
     let range: ByteRange | { suffix: number } | undefined;
     if (req.hasRange) {
       const start = Number(req.rangeStart);
@@ -420,10 +419,10 @@ export function createObjectService(o: ObjectServiceOptions): UntypedServiceImpl
         range = { suffix: end };
       } else range = { start, end: end < 0 ? Infinity : end };
     }
-    const read = await o.proxy.get(account, container, name, range).catch((e) => Promise.reject(asError(e)));
+    checkConditions(req, recorded, true);
+    const read = await o.proxy.get(account, container, name, range, { timestamp: recorded.timestamp, etag: recorded.etag }).catch((e) => Promise.reject(asError(e)));
     try {
-      checkConditions(req, read.meta, true);
-      await send(call, { header: headerOf(account, container, name, read.meta, false, { contentRange: read.contentRange ?? '', contentLength: read.contentLength }) });
+      await send(call, { header: headerOf(account, container, name, versionMeta(recorded), false, { contentRange: read.contentRange ?? '', contentLength: read.contentLength }) });
       await pump(call, read.body);
     } finally {
       read.body.destroy();

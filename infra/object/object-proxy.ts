@@ -12,6 +12,8 @@ import { nodesFor, partitionOf, replicaPath, splitHost, writeQuorum } from './pl
 export interface StoredMeta {
   etag: string;
   timestamp: string;
+  /** The timestamp of the PUT that wrote the bytes (timestamp is a later POST's, if any). */
+  dataTimestamp?: string;
   size: number;
   contentType: string;
   metadata: Record<string, string>;
@@ -89,6 +91,9 @@ export interface ObjectProxyOptions {
 
 const metaHeaders = (metadata: Record<string, string>) => Object.fromEntries(Object.entries(metadata).map(([k, v]) => [`x-object-meta-${k.toLowerCase()}`, encodeURIComponent(v)]));
 
+/** The timestamp of the data a replica serves (a POST's .meta gives x-timestamp its own). */
+const dataTimestampOf = (headers: IncomingHttpHeaders) => String(headers['x-backend-data-timestamp'] ?? headers['x-timestamp'] ?? '');
+
 export function storedMetaOf(headers: IncomingHttpHeaders): StoredMeta {
   const metadata: Record<string, string> = {};
   for (const [k, v] of Object.entries(headers)) if (k.startsWith('x-object-meta-') && typeof v === 'string') metadata[k.slice(14)] = safeDecode(v);
@@ -96,6 +101,7 @@ export function storedMetaOf(headers: IncomingHttpHeaders): StoredMeta {
   return {
     etag: String(headers.etag ?? '').replace(/"/g, ''),
     timestamp: String(headers['x-timestamp'] ?? ''),
+    dataTimestamp: dataTimestampOf(headers),
     size: range ? Number(range[1]) : Number(headers['x-backend-size'] ?? headers['content-length'] ?? 0),
     contentType: String(headers['content-type'] ?? 'application/octet-stream'),
     metadata,
@@ -172,7 +178,13 @@ export class ObjectProxy {
       for await (const chunk of body) {
         size += chunk.length;
         const writing = alive();
-        if (writing.length < quorum) throw new ObjectUnavailableError(`the write lost its quorum: ${writing.length} of ${ring.replicas} object servers still take it (a write needs ${quorum})`);
+        if (writing.length < quorum) {
+          // Nodes that refused the body said why: a newer version there (409) is a conflict, not an outage.
+          const refused = uploads.map((u) => u.status);
+          if (refused.filter((x) => x === 409).length >= quorum) throw new ObjectConflictError(`a newer version of ${h.container}/${h.name} than ${h.timestamp} is stored`);
+          if (refused.includes(422)) throw new ObjectEtagMismatchError(`etag: the body's MD5 is not ${h.expectedEtag}`);
+          throw new ObjectUnavailableError(`the write lost its quorum: ${writing.length} of ${ring.replicas} object servers still take it (a write needs ${quorum}; answers: ${refused.map((x) => x ?? 'none').join(', ')})`);
+        }
         // Backpressure: the next chunk waits for the slowest live node's buffer to drain.
         await Promise.all(writing.map((u) => u.write(chunk)));
       }
@@ -294,7 +306,7 @@ export class ObjectProxy {
    * breaks off, asking for the same timestamp and ETag, so it is never a mix of two versions; if
    * no node can finish it the stream ends in an error, never in wrong bytes.
    */
-  async get(account: string, container: string, name: string, range?: ByteRange | { suffix: number }): Promise<ReadResult> {
+  async get(account: string, container: string, name: string, range?: ByteRange | { suffix: number }, want?: { timestamp: string; etag: string }): Promise<ReadResult> {
     const rangeHeader = range ? ('suffix' in range ? `bytes=-${range.suffix}` : `bytes=${range.start}-${range.end === Infinity ? '' : range.end}`) : undefined;
     let tombstone = '';
     let unsatisfiable = false;
@@ -303,6 +315,11 @@ export class ObjectProxy {
       tried.add(reply.device.id);
       if (reply.status === 200 || reply.status === 206) {
         const meta = storedMetaOf(reply.headers);
+        if (want && (dataTimestampOf(reply.headers) !== want.timestamp || meta.etag !== want.etag)) {
+          // Another version than the one asked for (a replica behind, or ahead of the log): try the next node.
+          reply.response.resume();
+          continue;
+        }
         const contentLength = Number(reply.headers['content-length'] ?? 0);
         const contentRange = reply.status === 206 ? String(reply.headers['content-range']) : undefined;
         const first = contentRange ? Number(/bytes (\d+)-/.exec(contentRange)![1]) : 0;
@@ -352,8 +369,9 @@ export class ObjectProxy {
     for await (const reply of this.nodeReplies(account, container, name, 'GET', { range: `bytes=${from}-${to}` }, tried)) {
       tried.add(reply.device.id);
       const m = storedMetaOf(reply.headers);
-      if (reply.status === 206 && m.timestamp === meta.timestamp && m.etag === meta.etag) return reply.response;
-      if (reply.status === 200 && from === 0 && m.timestamp === meta.timestamp && m.etag === meta.etag) return reply.response;
+      const same = dataTimestampOf(reply.headers) === meta.dataTimestamp && m.etag === meta.etag;
+      if (reply.status === 206 && same) return reply.response;
+      if (reply.status === 200 && from === 0 && same) return reply.response;
       reply.response.resume();
     }
     return undefined;
@@ -382,6 +400,8 @@ export class ObjectProxy {
 /** One replica's PUT in flight. */
 class Upload {
   failed = false;
+  /** The node's answer, once it gave one. */
+  status: number | undefined;
   error = '';
   private response: Promise<{ status: number; headers: IncomingHttpHeaders; error: string }>;
 
@@ -393,6 +413,9 @@ class Upload {
     req.setTimeout(idleTimeoutMs, () => req.destroy(new Error(`${device.host} stalled for ${idleTimeoutMs} ms`)));
     this.response = new Promise((resolve) => {
       req.once('response', (res) => {
+        // A node that answers before the body is all sent has refused it (409, 400, 507): it takes no more.
+        this.status = res.statusCode ?? 0;
+        if (res.statusCode !== 201) this.failed = true;
         let text = '';
         res.setEncoding('utf8');
         res.on('data', (d: string) => {
@@ -411,18 +434,29 @@ class Upload {
 
   /** Resolves when the chunk is handed on (at once, or once the socket drained); a broken node just fails. */
   write(chunk: Uint8Array): Promise<void> {
-    if (this.failed) return Promise.resolve();
+    // A request already closed emits no more drain, error or close: waiting on them would hang.
+    if (this.failed || this.req.destroyed || this.req.writableEnded) {
+      this.failed = true;
+      return Promise.resolve();
+    }
     return new Promise((resolve) => {
-      const ok = this.req.write(chunk, (e) => {
-        if (e) this.failed = true;
-      });
-      if (ok) return resolve();
       const done = () => {
         this.req.off('drain', done);
         this.req.off('error', done);
         this.req.off('close', done);
         resolve();
       };
+      const ok = this.req.write(chunk, (e) => {
+        if (e) {
+          this.failed = true;
+          done();
+        }
+      });
+      if (ok) return resolve();
+      if (this.req.destroyed) {
+        this.failed = true;
+        return resolve();
+      }
       this.req.once('drain', done);
       this.req.once('error', done);
       this.req.once('close', done);

@@ -181,4 +181,36 @@ describe('object storage faults', () => {
       await fourth.close();
     }
   }, 180_000);
+
+  it('serves only the version the log records, and a refused PUT leaves the recorded version in place', async () => {
+    await rig.member.call('CreateContainer', { container: { name: 'pinned', quotaBytes: 100 } });
+    const a = await put('pinned', 'a', 60, 7);
+    await put('pinned', 'b', 30, 8);
+    // Over quota, found only as the body streams (no content_length): refused before any replica commits.
+    await expect(rig.member.upload('PutObject', { container: 'pinned', name: 'a' }, patternBody(80, 9))).rejects.toMatchObject({ code: 8, message: expect.stringContaining('quota_bytes') });
+    expect(await get('pinned', 'a')).toEqual({ size: 60, md5: a.etag });
+    expect((await holders('pinned', 'a', a.etag)).sort()).toEqual([1, 2, 3]);
+
+    // A replica ahead of the log (a write that was never recorded) on one device is passed over.
+    const partition = rig.cloud.object.proxy.partitionOf(rig.account, 'pinned', 'a');
+    const first = rig.agent.devices[0];
+    await first.store.put(partition, { account: rig.account, container: 'pinned', object: 'a', timestamp: '9999999999.00000', contentType: 'text/plain', metadata: {} }, patternBody(50, 10));
+    for (let i = 0; i < 3; i++) expect(await get('pinned', 'a')).toEqual({ size: 60, md5: a.etag });
+    const head = (await rig.member.call('HeadObject', { container: 'pinned', name: 'a' })).object;
+    expect([head.etag, head.size]).toEqual([a.etag, 60]);
+  }, 60_000);
+
+  it('a PUT that every object server refuses (a newer version there) fails as a conflict, leaving the newer version', async () => {
+    await rig.member.call('CreateContainer', { container: { name: 'refused' } });
+    const partition = rig.cloud.object.proxy.partitionOf(rig.account, 'refused', 'x');
+    for (const d of rig.agent.devices) {
+      await d.store.put(partition, { account: rig.account, container: 'refused', object: 'x', timestamp: '9999999999.00000', contentType: 'text/plain', metadata: {} }, patternBody(10, 11));
+    }
+    const started = Date.now();
+    await expect(
+      rig.cloud.object.proxy.put({ account: rig.account, container: 'refused', name: 'x', contentType: 'application/octet-stream', metadata: {}, timestamp: '1764640000.00001' }, patternBody(8 * 1024 * 1024, 12, 4096)),
+    ).rejects.toThrow(/a newer version of refused\/x than 1764640000.00001 is stored/);
+    expect(Date.now() - started).toBeLessThan(15_000);
+    for (const d of rig.agent.devices) expect((await d.store.head(partition, rig.account, 'refused', 'x'))?.timestamp).toBe('9999999999.00000');
+  }, 60_000);
 });
