@@ -1160,12 +1160,27 @@ export class QemuDriver implements ComputeDriver {
   }
 }
 
+/** The newest readable /boot/vmlinuz-* (undefined: none). */
+async function hostKernel(): Promise<string | undefined> {
+  const names = await readdir('/boot').catch(() => [] as string[]);
+  const kernels = names.filter((n) => n.startsWith('vmlinuz-')).sort().reverse();
+  for (const k of kernels) {
+    try {
+      await access(join('/boot', k), fsConstants.R_OK);
+      return join('/boot', k);
+    } catch {
+      /* not readable by this user */
+    }
+  }
+  return undefined;
+}
+
 export interface KvmProbeOptions {
   qemu?: string;
-  /** A kernel guest to boot under KVM; KVM passes when `marker` shows on its serial console in time. Without it the probe runs only the firmware. */
+  /** A kernel guest to boot under KVM; KVM passes when `marker` shows on its serial console in time. Without it the host's kernel (/boot/vmlinuz-*) is booted to its banner, or if there is none only the firmware runs. */
   boot?: Extract<GuestBoot, { kind: 'kernel' }>;
   marker?: string;
-  /** How long the probe guest gets (default 1.5 s with firmware only, 20 s with a boot). */
+  /** How long the probe guest gets (default 1.5 s with firmware only, 10 s for the host's kernel, 20 s with a boot). */
   timeoutMs?: number;
 }
 
@@ -1175,6 +1190,13 @@ export interface KvmProbeOptions {
  * Here /dev/kvm opens but such a guest aborts ("failed to set MSR") or stops with "KVM internal error".
  */
 export async function probeKvm(o: KvmProbeOptions = {}): Promise<boolean> {
+  // The firmware alone can run where a kernel cannot (here SeaBIOS runs under KVM but a Linux guest
+  // never prints a line): without a guest to boot, the host's own kernel is booted until it prints
+  // its banner (it panics after, without a root: that is fine).
+  if (!o.boot) {
+    const kernel = await hostKernel();
+    if (kernel) return probeKvm({ ...o, boot: { kind: 'kernel', kernel, append: 'console=ttyS0 panic=-1' }, marker: 'Linux version', timeoutMs: o.timeoutMs ?? 10_000 });
+  }
   const qemu = o.qemu ?? 'qemu-system-x86_64';
   try {
     await access('/dev/kvm', fsConstants.R_OK | fsConstants.W_OK);
