@@ -10,6 +10,8 @@ import {
   SOURCE_KINDS,
   VOLUME_FORMATS,
 } from './block.types.js';
+import { REASON_WIRE_MAX } from '../kernel/reason.js';
+export { clipReason, REASON_MAX } from '../kernel/reason.js';
 
 type Fields = Record<string, any>;
 
@@ -23,16 +25,6 @@ const SHA256 = /^[0-9a-f]{64}$/;
 const INT32_MAX = 2_147_483_647;
 /** Cinder's limit on names, descriptions, metadata keys and values. */
 const TEXT_MAX = 255;
-/** A failure reason as events keep it: an agent's error message, clipped to this length. */
-export const REASON_MAX = 1024;
-/** A failure reason as a command may carry it (an agent's whole stderr): longer ones are refused. */
-const REASON_WIRE_MAX = 65_536;
-
-/** A reason as events keep it: at most REASON_MAX characters, an ellipsis marking a cut. */
-export const clipReason = (reason: string | undefined): string => {
-  const r = reason ?? '';
-  return r.length <= REASON_MAX ? r : `${r.slice(0, REASON_MAX - 1)}…`;
-};
 
 /**
  * Statuses an admin may reset a volume to: Cinder's VolumeAdminController.valid_status (creating,

@@ -14,6 +14,8 @@ import {
   OS_HASH_ALGO,
   RESERVED_PROPERTIES,
 } from './image.types.js';
+import { REASON_WIRE_MAX } from '../kernel/reason.js';
+export { clipReason, REASON_MAX } from '../kernel/reason.js';
 
 type Fields = Record<string, any>;
 
@@ -33,15 +35,6 @@ const VALUE_MAX = 65_535;
 /** Swift: account 256 + container 256 + object 1024 bytes, and the slashes. */
 const LOCATION_MAX = 1538;
 const INT32_MAX = 2_147_483_647;
-/** A failure reason as events keep it: at most REASON_MAX characters, an ellipsis marking a cut. */
-export const REASON_MAX = 1024;
-/** A failure reason as a command may carry it: longer ones are refused. */
-const REASON_WIRE_MAX = 65_536;
-
-export const clipReason = (reason: string | undefined): string => {
-  const r = reason ?? '';
-  return r.length <= REASON_MAX ? r : `${r.slice(0, REASON_MAX - 1)}…`;
-};
 
 function text(field: string, value: unknown, max: number, required: boolean): void {
   if (value !== undefined && value !== null && typeof value !== 'string') throw new InvalidArgumentError(field, 'must be a string');
