@@ -21,6 +21,13 @@ export interface Projection {
   tables: string[];
   /** Pure: an event and where it sits in the log, to statements. */
   apply(event: EventEnvelope, position: Position): Statement[];
+  /**
+   * For a projection that keeps a fold in memory beside its rows (metering's open usage): loads
+   * it from the store. Called at start, after a rebuild's reset, and after a batch failed to
+   * commit (the fold had seen events whose rows were not written). Such a projection is made per
+   * runner (a factory), never shared.
+   */
+  restore?(store: Store): Promise<void>;
 }
 
 export class ProjectionRunner {
@@ -45,6 +52,7 @@ export class ProjectionRunner {
 
   async start(): Promise<void> {
     await this.store.migrate(this.projection.schema);
+    await this.projection.restore?.(this.store);
     const checkpoints = await this.store.checkpoints(this.projection.name);
     for (const [k, v] of checkpoints) this.applied.set(k, v);
     this.subscription = await this.log.tail({
@@ -93,7 +101,6 @@ export class ProjectionRunner {
 
   private async applyBatch(records: LogRecord[]): Promise<void> {
     const handled: EventEnvelope[] = [];
-    const statements = this.statementsFor(records, handled);
     const last = new Map<string, { topic: string; partition: number; offset: number }>();
     for (const r of records) last.set(`${r.topic}/${r.partition}`, r);
     const checkpoints = [...last.values()].map((r) => ({
@@ -102,7 +109,12 @@ export class ProjectionRunner {
       partition: r.partition,
       nextOffset: r.offset + 1,
     }));
-    await this.store.apply(statements, checkpoints);
+    try {
+      await this.store.apply(this.statementsFor(records, handled), checkpoints);
+    } catch (e) {
+      await this.projection.restore?.(this.store);
+      throw e;
+    }
     if (handled.length > 0) for (const l of this.listeners) await l(handled);
     for (const c of checkpoints) this.applied.set(`${c.topic}/${c.partition}`, c.nextOffset);
     this.releaseWaiters();
@@ -149,6 +161,7 @@ export class ProjectionRunner {
     const runner = new ProjectionRunner(log, store, projection);
     await store.migrate(projection.schema);
     await store.reset(projection.name, projection.tables);
+    await projection.restore?.(store);
     const reached = new Map<string, number>();
     for (const topic of projection.topics) {
       const ends = await log.endOffsets(topic);

@@ -1,0 +1,23 @@
+// Every read model the cloud keeps, as projections: what `strata admin replay` rebuilds and
+// compares, and what bench:replay rebuilds. A read model that is not listed here is not verified.
+import type { Projection } from '../runtime/projection-runner.js';
+import { domainTopics } from '../runtime/topology.js';
+import { IDENTITY_DOMAIN } from '../../domains/identity/identity.types.js';
+import { blockProjection } from '../../projections/block/block.projection.js';
+import { computeProjection } from '../../projections/compute/compute.projection.js';
+import { identityProjection } from '../../projections/identity/identity.projection.js';
+import { imageProjection } from '../../projections/image/image.projection.js';
+import { networkProjection } from '../../projections/network/network.projection.js';
+import { objectProjection } from '../../projections/object/object.projection.js';
+
+/** Fresh projections (stateful ones are made per runner). */
+export function allReadModels(): Projection[] {
+  return [
+    identityProjection(domainTopics(IDENTITY_DOMAIN).events),
+    computeProjection,
+    networkProjection,
+    blockProjection,
+    objectProjection,
+    imageProjection,
+  ];
+}
