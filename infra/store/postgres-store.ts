@@ -1,5 +1,5 @@
 import pg from 'pg';
-import { CHECKPOINT_DDL, UPSERT_CHECKPOINT, type Checkpoint, type Statement, type Store } from './store.js';
+import { CHECKPOINT_DDL, UPSERT_CHECKPOINT, type Checkpoint, type Statement, type Store, type StoreReader } from './store.js';
 
 // BIGINT columns come back as JS numbers: offsets and counters stay below 2^53.
 pg.types.setTypeParser(20, (v) => Number(v));
@@ -87,6 +87,31 @@ export class PostgresStore implements Store {
       for (const t of tables) await c.query(`DELETE FROM ${t}`);
       await c.query('DELETE FROM strata_checkpoints WHERE projection = $1', [projection]);
     });
+  }
+
+  async snapshot<T>(read: (reader: StoreReader) => Promise<T>): Promise<T> {
+    await this.ready;
+    const client = await this.pool.connect();
+    try {
+      await client.query(`SET search_path TO "${this.schema}"`);
+      // REPEATABLE READ: every statement of the transaction sees the snapshot its first one took.
+      await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
+      const reader: StoreReader = {
+        query: async <R>(sql: string, params: unknown[] = []) => (await client.query({ text: sql, values: params })).rows as R[],
+        checkpoints: async (projection: string) => {
+          const rows = (await client.query('SELECT topic, partition, next_offset FROM strata_checkpoints WHERE projection = $1', [projection]))
+            .rows as { topic: string; partition: number; next_offset: number }[];
+          return new Map(rows.map((r) => [`${r.topic}/${r.partition}`, Number(r.next_offset)]));
+        },
+      };
+      try {
+        return await read(reader);
+      } finally {
+        await client.query('COMMIT').catch(() => undefined);
+      }
+    } finally {
+      client.release();
+    }
   }
 
   /** Drops the whole schema (tests). */

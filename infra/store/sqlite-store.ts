@@ -1,35 +1,76 @@
 import Database from 'better-sqlite3';
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
-import { CHECKPOINT_DDL, UPSERT_CHECKPOINT, type Checkpoint, type Statement, type Store } from './store.js';
+import { CHECKPOINT_DDL, UPSERT_CHECKPOINT, type Checkpoint, type Statement, type Store, type StoreReader } from './store.js';
 
-// Projections write PostgreSQL's $1..$n; better-sqlite3 binds those as named parameters @p1..@pn.
-const toSqlite = (sql: string) => sql.replace(/\$(\d+)/g, '@p$1');
+/**
+ * A statement prepared once per SQL text. Projections write PostgreSQL's $1..$n; each becomes an
+ * anonymous `?` bound by position (better-sqlite3's fastest binding: no object per call), and
+ * `order` says which parameter each `?` takes, since a $n may appear more than once.
+ */
+interface Prepared {
+  statement: Database.Statement;
+  order: number[];
+}
 
-const bind = (params: unknown[]): Record<string, unknown> => {
-  const named: Record<string, unknown> = {};
-  params.forEach((v, i) => (named[`p${i + 1}`] = typeof v === 'boolean' ? (v ? 1 : 0) : v));
-  return named;
-};
+function prepare(db: Database.Database, sql: string): Prepared {
+  const order: number[] = [];
+  const text = sql.replace(/\$(\d+)/g, (_, n: string) => {
+    order.push(Number(n) - 1);
+    return '?';
+  });
+  return { statement: db.prepare(text), order };
+}
+
+/** The values of a prepared statement's `?`s, in order (booleans as SQLite's 0/1). */
+function bind(p: Prepared, params: unknown[]): unknown[] {
+  const values = new Array<unknown>(p.order.length);
+  for (let i = 0; i < p.order.length; i++) {
+    const v = params[p.order[i]];
+    values[i] = typeof v === 'boolean' ? (v ? 1 : 0) : v;
+  }
+  return values;
+}
+
+const reader = (db: Database.Database, statement: (sql: string) => Prepared): StoreReader => ({
+  async query<T>(sql: string, params: unknown[] = []): Promise<T[]> {
+    const p = statement(sql);
+    return p.statement.all(...bind(p, params)) as T[];
+  },
+  async checkpoints(projection: string): Promise<Map<string, number>> {
+    const p = statement('SELECT topic, partition, next_offset FROM strata_checkpoints WHERE projection = $1');
+    const rows = p.statement.all(...bind(p, [projection])) as { topic: string; partition: number; next_offset: number }[];
+    return new Map(rows.map((r) => [`${r.topic}/${r.partition}`, Number(r.next_offset)]));
+  },
+});
 
 export class SqliteStore implements Store {
   readonly dialect = 'sqlite' as const;
   private readonly db: Database.Database;
-  private readonly prepared = new Map<string, Database.Statement>();
+  private readonly prepared = new Map<string, Prepared>();
+  private readonly reader: StoreReader;
 
-  constructor(path: string, options: { synchronous?: 'FULL' | 'NORMAL' } = {}) {
+  /**
+   * `synchronous: 'OFF'` is for a throwaway store only (a replay's fresh store, deleted after):
+   * a crash may lose or corrupt it, which costs nothing there, and commits skip every fsync.
+   */
+  constructor(
+    private readonly path: string,
+    options: { synchronous?: 'FULL' | 'NORMAL' | 'OFF' } = {},
+  ) {
     if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true });
     this.db = new Database(path);
     this.db.pragma('journal_mode = WAL');
     this.db.pragma(`synchronous = ${options.synchronous ?? 'FULL'}`);
     this.db.pragma('busy_timeout = 10000');
     this.db.exec(CHECKPOINT_DDL);
+    this.reader = reader(this.db, (sql) => this.statement(sql));
   }
 
-  private statement(sql: string): Database.Statement {
+  private statement(sql: string): Prepared {
     let s = this.prepared.get(sql);
     if (!s) {
-      s = this.db.prepare(toSqlite(sql));
+      s = prepare(this.db, sql);
       this.prepared.set(sql, s);
     }
     return s;
@@ -42,29 +83,55 @@ export class SqliteStore implements Store {
   async apply(statements: Statement[], checkpoints: Checkpoint[]): Promise<void> {
     this.db
       .transaction(() => {
-        for (const s of statements) this.statement(s.sql).run(bind(s.params));
-        for (const c of checkpoints) this.statement(UPSERT_CHECKPOINT).run(bind([c.projection, c.topic, c.partition, c.nextOffset]));
+        for (const s of statements) {
+          const p = this.statement(s.sql);
+          p.statement.run(...bind(p, s.params));
+        }
+        const upsert = this.statement(UPSERT_CHECKPOINT);
+        for (const c of checkpoints) upsert.statement.run(c.projection, c.topic, c.partition, c.nextOffset);
       })
       .immediate();
   }
 
-  async checkpoints(projection: string): Promise<Map<string, number>> {
-    const rows = this.statement('SELECT topic, partition, next_offset FROM strata_checkpoints WHERE projection = $1').all(
-      bind([projection]),
-    ) as { topic: string; partition: number; next_offset: number }[];
-    return new Map(rows.map((r) => [`${r.topic}/${r.partition}`, Number(r.next_offset)]));
+  checkpoints(projection: string): Promise<Map<string, number>> {
+    return this.reader.checkpoints(projection);
   }
 
-  async query<T>(sql: string, params: unknown[] = []): Promise<T[]> {
-    const s = this.statement(sql);
-    return (params.length > 0 ? s.all(bind(params)) : s.all()) as T[];
+  query<T>(sql: string, params: unknown[] = []): Promise<T[]> {
+    return this.reader.query<T>(sql, params);
   }
 
   async reset(projection: string, tables: string[]): Promise<void> {
     this.db.transaction(() => {
       for (const t of tables) this.db.exec(`DELETE FROM ${t}`);
-      this.statement('DELETE FROM strata_checkpoints WHERE projection = $1').run(bind([projection]));
+      this.statement('DELETE FROM strata_checkpoints WHERE projection = $1').statement.run(projection);
     })();
+  }
+
+  async snapshot<T>(read: (reader: StoreReader) => Promise<T>): Promise<T> {
+    // A second connection: this one's writes (the projections' batches, which may run while
+    // `read` awaits) would otherwise land inside the read transaction. In WAL mode its snapshot,
+    // taken at its first read, holds until COMMIT while writers go on.
+    // An in-memory store has no file to open twice: its reads share the connection, so `read`
+    // sees one instant only as long as no batch commits while it runs.
+    const db = this.path === ':memory:' ? this.db : new Database(this.path, { readonly: true, fileMustExist: true });
+    const prepared = new Map<string, Prepared>();
+    const statement = (sql: string) => {
+      let s = prepared.get(sql);
+      if (!s) prepared.set(sql, (s = prepare(db, sql)));
+      return s;
+    };
+    try {
+      db.pragma('busy_timeout = 10000');
+      db.exec('BEGIN');
+      try {
+        return await read(reader(db, statement));
+      } finally {
+        db.exec('COMMIT');
+      }
+    } finally {
+      if (db !== this.db) db.close();
+    }
   }
 
   async close(): Promise<void> {

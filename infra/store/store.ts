@@ -15,6 +15,13 @@ export interface Checkpoint {
   nextOffset: number;
 }
 
+/** Reads only, as a snapshot sees the store. */
+export interface StoreReader {
+  query<T = Record<string, unknown>>(sql: string, params?: unknown[]): Promise<T[]>;
+  /** Checkpoints of a projection keyed `${topic}/${partition}`. */
+  checkpoints(projection: string): Promise<Map<string, number>>;
+}
+
 export interface Store {
   readonly dialect: 'sqlite' | 'postgres';
   /** Idempotent DDL (CREATE TABLE IF NOT EXISTS ...). */
@@ -25,6 +32,13 @@ export interface Store {
   query<T = Record<string, unknown>>(sql: string, params?: unknown[]): Promise<T[]>;
   /** Empties a projection's tables and forgets its checkpoints (before a rebuild in place). */
   reset(projection: string, tables: string[]): Promise<void>;
+  /**
+   * Runs `read` in one read transaction: everything it reads (rows and checkpoints alike) is the
+   * store at one instant, whatever projections commit meanwhile. How replay compares a live store
+   * that keeps changing (SQLite: a second connection holding a WAL read snapshot; PostgreSQL:
+   * REPEATABLE READ, READ ONLY). Never blocks writers.
+   */
+  snapshot<T>(read: (reader: StoreReader) => Promise<T>): Promise<T>;
   close(): Promise<void>;
 }
 
