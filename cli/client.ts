@@ -13,7 +13,10 @@ export const NETWORK_SERVICE = 'strata.network.v1.NetworkService';
 export const VOLUME_SERVICE = 'strata.block.v1.VolumeService';
 export const OBJECT_SERVICE = 'strata.object.v1.ObjectService';
 export const IMAGE_SERVICE = 'strata.image.v1.ImageService';
-const SERVICES = [IDENTITY_SERVICE, COMPUTE_SERVICE, NETWORK_SERVICE, VOLUME_SERVICE, OBJECT_SERVICE, IMAGE_SERVICE].filter((name) => {
+/** The event-stream services (audit, subscriptions, replay, metering), by name. */
+const EVENT_SERVICES = ['strata.events.v1.AuditService', 'strata.events.v1.SubscriptionService', 'strata.events.v1.ReplayService', 'strata.metering.v1.UsageService'];
+
+const SERVICES = [IDENTITY_SERVICE, COMPUTE_SERVICE, NETWORK_SERVICE, VOLUME_SERVICE, OBJECT_SERVICE, IMAGE_SERVICE, ...EVENT_SERVICES].filter((name) => {
   try {
     return Boolean(protoRoot().lookupService(name));
   } catch {
