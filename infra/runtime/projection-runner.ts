@@ -154,10 +154,12 @@ export class ProjectionRunner {
   }
 
   /**
-   * Replays the projection from offset 0 up to the current end of its topics into `store`
-   * (emptied first), and returns where it stopped.
+   * Replays the projection from offset 0 into `store` (emptied first), and returns where it
+   * stopped. By default up to the current end of its topics; with `upTo` (next offsets keyed
+   * `${topic}/${partition}`, as checkpoints are; a partition it does not name: none of it) exactly
+   * that far, or the end of a partition that is shorter.
    */
-  static async rebuild(log: Log, store: Store, projection: Projection): Promise<Map<string, number>> {
+  static async rebuild(log: Log, store: Store, projection: Projection, upTo?: Map<string, number>): Promise<Map<string, number>> {
     const runner = new ProjectionRunner(log, store, projection);
     await store.migrate(projection.schema);
     await store.reset(projection.name, projection.tables);
@@ -166,8 +168,10 @@ export class ProjectionRunner {
     for (const topic of projection.topics) {
       const ends = await log.endOffsets(topic);
       for (let p = 0; p < ends.length; p++) {
-        for await (const batch of log.read(topic, p, 0, ends[p])) await runner.applyBatch(batch);
-        reached.set(`${topic}/${p}`, ends[p]);
+        const key = `${topic}/${p}`;
+        const to = upTo ? Math.min(upTo.get(key) ?? 0, ends[p]) : ends[p];
+        for await (const batch of log.read(topic, p, 0, to)) await runner.applyBatch(batch);
+        reached.set(key, to);
       }
     }
     return reached;
