@@ -18,6 +18,7 @@ import { followBlock } from './sagas/block.feed.js';
 import { createObjectApi, OBJECT_SERVICE, type ObjectApi, type ObjectApiOptions } from '../api/object/object.api.js';
 import { ObjectAgent, type ObjectDeviceConfig } from '../agents/object/object.agent.js';
 import { createImageApi, IMAGE_SERVICE, type ImageApi } from '../api/image/image.api.js';
+import { createEventsApi, type EventsApi } from '../api/events/events.api.js';
 import { imageUsableBy } from '../domains/image/image.types.js';
 import { refuse } from '../api/errors.js';
 import { actorOf } from '../api/request.js';
@@ -77,6 +78,8 @@ export interface Cloud {
   image: ImageApi;
   /** The image domain folded (for compute hosts in this process that boot from the image service). */
   imageFeed: ImageFeed;
+  /** The audit trail, subscriptions, metering and replay. */
+  events: EventsApi;
   /** The object agent of objectDevices (absent without any). */
   objectAgent?: ObjectAgent;
   server: GrpcServer;
@@ -183,6 +186,7 @@ export async function startCloud(o: CloudOptions): Promise<Cloud> {
   // The in-process storage hosts make volumes from images of the image service and upload volumes to it.
   const blockImages = { image: (id: string) => imageFeed.view.image(id), store: image.imageStore, commands: async (id: string, command: Record<string, unknown> & { type: string }) => void (await image.writer.send('image', id, command, BLOCK_AGENT_ACTOR)) };
   for (const h of o.blockHosts ?? []) blockAgents.push(await BlockAgent.start({ ...h, log: o.log, topology: o.topology, feed: blockFeed, onError, images: blockImages }));
+  const events = await createEventsApi({ log: o.log, store: o.store, topology: o.topology, authenticator: identity.authenticator, now: o.identity?.now });
   const server = await startGrpcServer({
     host: o.host,
     port: o.port ?? 0,
@@ -195,6 +199,7 @@ export async function startCloud(o: CloudOptions): Promise<Cloud> {
       { name: VOLUME_SERVICE, implementation: block.implementation },
       { name: OBJECT_SERVICE, implementation: object.implementation },
       { name: IMAGE_SERVICE, implementation: image.implementation },
+      ...events.services,
     ],
   });
   return {
@@ -207,6 +212,7 @@ export async function startCloud(o: CloudOptions): Promise<Cloud> {
     object,
     image,
     imageFeed,
+    events,
     objectAgent,
     server,
     port: server.port,
@@ -227,6 +233,7 @@ export async function startCloud(o: CloudOptions): Promise<Cloud> {
       await network.close();
       await block.close();
       await imageFeed.close();
+      await events.close();
       await image.close();
       await object.close();
       await identity.close();

@@ -7,8 +7,10 @@ import { blockProjection } from '../../projections/block/block.projection.js';
 import { computeProjection } from '../../projections/compute/compute.projection.js';
 import { identityProjection } from '../../projections/identity/identity.projection.js';
 import { imageProjection } from '../../projections/image/image.projection.js';
+import { usageProjection } from '../../projections/metering/usage.projection.js';
 import { networkProjection } from '../../projections/network/network.projection.js';
 import { objectProjection } from '../../projections/object/object.projection.js';
+import { auditProjection } from '../../projections/audit/audit.projection.js';
 
 /** Fresh projections (stateful ones are made per runner). */
 export function allReadModels(): Projection[] {
@@ -19,5 +21,7 @@ export function allReadModels(): Projection[] {
     blockProjection,
     objectProjection,
     imageProjection,
+    usageProjection(),
+    auditProjection(),
   ];
 }
