@@ -2,6 +2,7 @@
 // owner project) and the services that read the log as a whole: AuditService (history, time
 // travel), SubscriptionService (event streams), UsageService (metering) and ReplayService
 // (verification), mounted on the gRPC server beside the others (infra/cloud.ts).
+import { mkdirSync } from 'node:fs';
 import type { UntypedServiceImplementation } from '@grpc/grpc-js';
 import { ensureDomainTopics, type TopologyOptions } from '../../infra/runtime/topology.js';
 import { hostedDomains } from '../../infra/domains.js';
@@ -12,6 +13,11 @@ import { auditProjection } from '../../projections/audit/audit.projection.js';
 import { AuditQueries } from '../../projections/audit/audit.queries.js';
 import type { Authenticator } from '../auth/authenticator.js';
 import { AUDIT_SERVICE_NAME, createAuditService } from './audit.service.js';
+import { createReplayService, REPLAY_SERVICE_NAME } from './replay.service.js';
+import { freshPostgresStore, freshSqliteStore, type FreshStore } from '../../infra/replay/replay.js';
+import { PostgresStore } from '../../infra/store/postgres-store.js';
+import type { MeteringPolicy } from '../../domains/metering/usage.js';
+import { createUsageApi, USAGE_SERVICE, type UsageApi } from '../metering/usage.api.js';
 
 export interface EventsApiOptions {
   log: Log;
@@ -19,6 +25,8 @@ export interface EventsApiOptions {
   topology: TopologyOptions;
   authenticator: Authenticator;
   now?: () => number;
+  /** Which instance states bill besides the running ones (domains/metering/usage.ts; default none). */
+  metering?: Partial<MeteringPolicy>;
 }
 
 export interface EventsApi {
@@ -26,6 +34,8 @@ export interface EventsApi {
   services: { name: string; implementation: UntypedServiceImplementation }[];
   auditRunner: ProjectionRunner;
   audit: AuditQueries;
+  /** Usage metering (UsageService). */
+  usage: UsageApi;
   close(): Promise<void>;
 }
 
@@ -34,12 +44,18 @@ export async function createEventsApi(o: EventsApiOptions): Promise<EventsApi> {
   const auditRunner = new ProjectionRunner(o.log, o.store, auditProjection());
   await auditRunner.start();
   const audit = new AuditQueries(o.store);
-  const services = [{ name: AUDIT_SERVICE_NAME, implementation: createAuditService({ log: o.log, queries: audit, authenticator: o.authenticator }) }];
+  const usage = await createUsageApi({ log: o.log, store: o.store, topology: o.topology, authenticator: o.authenticator, now: o.now, policy: o.metering });
+  const services = [
+    { name: AUDIT_SERVICE_NAME, implementation: createAuditService({ log: o.log, queries: audit, authenticator: o.authenticator }) },
+    { name: USAGE_SERVICE, implementation: usage.implementation },
+  ];
   return {
     services,
     auditRunner,
     audit,
+    usage,
     async close() {
+      await usage.close();
       await auditRunner.stop();
     },
   };
