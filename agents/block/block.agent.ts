@@ -75,6 +75,8 @@ export interface BlockAgentOptions {
   heartbeatMs?: number;
   /** Everything is looked at again this often (default 5 s). */
   resyncMs?: number;
+  /** The clock that stamps its reports (issuedAtMs: the events' times); default Date.now. */
+  now?: () => number;
   onError?: (error: Error) => void;
 }
 
@@ -179,7 +181,7 @@ export class BlockAgent {
       actor: this.actor,
       commandId,
       correlationId: commandId,
-      issuedAtMs: Date.now(),
+      issuedAtMs: (this.o.now ?? Date.now)(),
     });
     if (reply.kind === 'accepted') await this.feed.caughtUp(reply.position, reply.events.length);
     else this.stats.refusedReports++;

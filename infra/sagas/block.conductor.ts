@@ -32,6 +32,8 @@ export interface BlockConductorOptions {
   feed?: BlockFeed;
   /** How often everything is looked at again (a step refused or lost is retried). */
   tickMs?: number;
+  /** The clock that stamps its commands (issuedAtMs); default Date.now. */
+  now?: () => number;
   onError?: (error: Error) => void;
 }
 
@@ -137,7 +139,7 @@ export class BlockConductor {
         actor: BLOCK_CONDUCTOR_ACTOR,
         commandId: `block-conductor/${step.key}`,
         correlationId: `block-conductor/${step.key}`,
-        issuedAtMs: Date.now(),
+        issuedAtMs: (this.o.now ?? Date.now)(),
       });
       this.stats.steps++;
       if (reply.kind === 'accepted') await this.feed.caughtUp(reply.position, reply.events.length);
