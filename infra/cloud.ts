@@ -186,7 +186,7 @@ export async function startCloud(o: CloudOptions): Promise<Cloud> {
   // The in-process storage hosts make volumes from images of the image service and upload volumes to it.
   const blockImages = { image: (id: string) => imageFeed.view.image(id), store: image.imageStore, commands: async (id: string, command: Record<string, unknown> & { type: string }) => void (await image.writer.send('image', id, command, BLOCK_AGENT_ACTOR)) };
   for (const h of o.blockHosts ?? []) blockAgents.push(await BlockAgent.start({ ...h, log: o.log, topology: o.topology, feed: blockFeed, onError, images: blockImages }));
-  const events = await createEventsApi({ log: o.log, store: o.store, topology: o.topology, authenticator: identity.authenticator, now: o.identity?.now });
+  const events = await createEventsApi({ log: o.log, store: o.store, topology: o.topology, authenticator: identity.authenticator, scratchDir: join(o.stateDir, 'replay'), now: o.identity?.now });
   const server = await startGrpcServer({
     host: o.host,
     port: o.port ?? 0,

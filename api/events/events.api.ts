@@ -24,6 +24,8 @@ export interface EventsApiOptions {
   store: Store;
   topology: TopologyOptions;
   authenticator: Authenticator;
+  /** Where a replay's fresh SQLite store goes (a temporary directory beside the state). */
+  scratchDir: string;
   now?: () => number;
   /** Which instance states bill besides the running ones (domains/metering/usage.ts; default none). */
   metering?: Partial<MeteringPolicy>;
@@ -39,6 +41,13 @@ export interface EventsApi {
   close(): Promise<void>;
 }
 
+/** An empty store of the live store's kind for a replay: SQLite in the scratch dir, or a new PostgreSQL schema. */
+function freshStoreLike(store: Store, scratchDir: string): () => Promise<FreshStore> {
+  if (store instanceof PostgresStore) return freshPostgresStore(store.connectionString);
+  mkdirSync(scratchDir, { recursive: true });
+  return freshSqliteStore(scratchDir);
+}
+
 export async function createEventsApi(o: EventsApiOptions): Promise<EventsApi> {
   for (const d of hostedDomains) await ensureDomainTopics(o.log, d.name, o.topology);
   const auditRunner = new ProjectionRunner(o.log, o.store, auditProjection());
@@ -48,6 +57,7 @@ export async function createEventsApi(o: EventsApiOptions): Promise<EventsApi> {
   const services = [
     { name: AUDIT_SERVICE_NAME, implementation: createAuditService({ log: o.log, queries: audit, authenticator: o.authenticator }) },
     { name: USAGE_SERVICE, implementation: usage.implementation },
+    { name: REPLAY_SERVICE_NAME, implementation: createReplayService({ log: o.log, store: o.store, fresh: freshStoreLike(o.store, o.scratchDir), authenticator: o.authenticator }) },
   ];
   return {
     services,

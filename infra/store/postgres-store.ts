@@ -11,7 +11,8 @@ export class PostgresStore implements Store {
 
   /** `schema` isolates this store's tables (one schema per environment or test). */
   constructor(
-    connectionString: string,
+    /** The server's URL (a replay makes a fresh schema on the same server). */
+    readonly connectionString: string,
     private readonly schema = 'public',
   ) {
     this.pool = new pg.Pool({ connectionString, max: 4 });
