@@ -8,6 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { enableAsyncContext } from '../../infra/telemetry/telemetry.js';
 import { errorOf } from '../identity/cloud.js';
 import { startComputeCloud, type ComputeTestCloud, type Member } from '../compute/compute-cloud.js';
+import { cliRunner } from '../support/cli-runner.js';
 
 const NOT_FOUND = 5;
 const PERMISSION_DENIED = 7;
@@ -46,6 +47,7 @@ describe('AuditService', () => {
     await act(alice, 'StopServer');
   }, 120_000);
   afterAll(async () => t?.close());
+  const cli = cliRunner('audit', () => t);
 
   /** The server's history once the audit projection has every event of the stop. */
   async function history(m = alice) {
@@ -137,5 +139,28 @@ describe('AuditService', () => {
     // Admins only; unknown read models are named.
     expect(await errorOf(alice.client.call('ReplayReadModels', {}))).toMatchObject({ code: PERMISSION_DENIED });
     expect(await errorOf(t.admin.call('ReplayReadModels', { readModels: ['nope'] }))).toMatchObject({ code: INVALID_ARGUMENT, field: 'read_models' });
+  });
+
+  it('the CLI: audit resource, time travel, audit user, admin replay', { timeout: 120_000 }, async () => {
+    const events = await history();
+    const table = await cli.strata(['audit', 'resource', serverId], alice.token);
+    expect(table.code, table.stderr).toBe(0);
+    expect(table.stdout).toContain('InstanceCreated');
+    expect(table.stdout).toContain(alice.user.id);
+    const json = cli.json(await cli.strata(['--output', 'json', 'audit', 'resource', serverId], alice.token));
+    expect(json.map((e: { eventId: string }) => e.eventId)).toEqual(events.map((e: { eventId: string }) => e.eventId));
+    const resize = events.find((e: { type: string; payloadJson: string }) => e.type === 'InstanceActionStarted' && JSON.parse(e.payloadJson).action === 'resize');
+    const before = await cli.strata(['audit', 'resource', serverId, '--at-offset', String(Number(resize.offset) - 1)], alice.token);
+    expect(before.code, before.stderr).toBe(0);
+    expect(before.stdout).toContain(small.id);
+    expect(before.stdout).not.toContain(medium.id);
+    const user = cli.json(await cli.strata(['--output', 'json', 'audit', 'user', alice.user.id, '--since', new Date(Date.now() - 3_600_000).toISOString()], alice.token));
+    expect(user.length).toBeGreaterThan(0);
+    expect((await cli.strata(['audit', 'resource', serverId], bob.token)).code).toBe(3);
+    expect((await cli.strata(['audit', 'resource', serverId, '--at', 'yesterday'], alice.token)).code).toBe(2);
+    const replay = await cli.strata(['admin', 'replay', '--read-model', 'compute', '--read-model', 'identity'], await t.adminToken());
+    expect(replay.code, replay.stderr).toBe(0);
+    expect(replay.stdout).toContain('every read model is identical to its replay');
+    expect((await cli.strata(['admin', 'replay'], alice.token)).code).toBe(4);
   });
 });
