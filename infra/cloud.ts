@@ -18,7 +18,7 @@ import { followBlock } from './sagas/block.feed.js';
 import { createObjectApi, OBJECT_SERVICE, type ObjectApi, type ObjectApiOptions } from '../api/object/object.api.js';
 import { ObjectAgent, type ObjectDeviceConfig } from '../agents/object/object.agent.js';
 import { createImageApi, IMAGE_SERVICE, type ImageApi } from '../api/image/image.api.js';
-import { createEventsApi, type EventsApi } from '../api/events/events.api.js';
+import { createEventsApi, type EventsApi, type EventsApiOptions } from '../api/events/events.api.js';
 import { imageUsableBy } from '../domains/image/image.types.js';
 import { refuse } from '../api/errors.js';
 import { actorOf } from '../api/request.js';
@@ -62,6 +62,8 @@ export interface CloudOptions {
   objectDevices?: ObjectDeviceConfig[];
   /** Their agent's settings (replication and audit intervals, reclaim age). */
   objectAgent?: { replicateEveryMs?: number; auditEveryMs?: number; reclaimAfterMs?: number };
+  /** Which instance states usage metering bills besides the running ones (default none; a change needs a rebuild of the usage read model). */
+  metering?: EventsApiOptions['metering'];
   onError?: (error: Error) => void;
 }
 
@@ -163,11 +165,11 @@ export async function startCloud(o: CloudOptions): Promise<Cloud> {
   const needFeed = o.conductor !== false || (o.computeHosts?.length ?? 0) > 0;
   const feed = needFeed ? await ComputeFeed.start(o.log, o.topology) : undefined;
   // The conductor makes, binds and lets go of the servers' ports in the network domain hosted here.
-  const conductor = o.conductor === false ? undefined : await Conductor.start({ log: o.log, topology: o.topology, feed, onError, network: { domain: NETWORK_DOMAIN }, ...o.conductor });
+  const conductor = o.conductor === false ? undefined : await Conductor.start({ log: o.log, topology: o.topology, feed, onError, network: { domain: NETWORK_DOMAIN }, now: o.identity?.now, ...o.conductor });
   const agents = o.computeHosts?.length
-    ? await ComputeAgents.start({ log: o.log, topology: o.topology, feed, hosts: o.computeHosts, onError, listen: o.computeAgentListen, block: { feed: blockFeed } })
+    ? await ComputeAgents.start({ log: o.log, topology: o.topology, feed, hosts: o.computeHosts, onError, listen: o.computeAgentListen, block: { feed: blockFeed }, now: o.identity?.now })
     : undefined;
-  const blockConductor = await BlockConductor.start({ log: o.log, topology: o.topology, feed: blockFeed, compute: feed, onError });
+  const blockConductor = await BlockConductor.start({ log: o.log, topology: o.topology, feed: blockFeed, compute: feed, onError, now: o.identity?.now });
   const blockAgents: BlockAgent[] = [];
   const object = await createObjectApi({ log: o.log, store: o.store, topology: o.topology, authenticator: identity.authenticator, ring: o.objectRing, now: o.identity?.now });
   const objectAgent = o.objectDevices?.length
@@ -185,8 +187,8 @@ export async function startCloud(o: CloudOptions): Promise<Cloud> {
   const imageFeed = await followImages({ log: o.log, topology: o.topology });
   // The in-process storage hosts make volumes from images of the image service and upload volumes to it.
   const blockImages = { image: (id: string) => imageFeed.view.image(id), store: image.imageStore, commands: async (id: string, command: Record<string, unknown> & { type: string }) => void (await image.writer.send('image', id, command, BLOCK_AGENT_ACTOR)) };
-  for (const h of o.blockHosts ?? []) blockAgents.push(await BlockAgent.start({ ...h, log: o.log, topology: o.topology, feed: blockFeed, onError, images: blockImages }));
-  const events = await createEventsApi({ log: o.log, store: o.store, topology: o.topology, authenticator: identity.authenticator, scratchDir: join(o.stateDir, 'replay'), now: o.identity?.now });
+  for (const h of o.blockHosts ?? []) blockAgents.push(await BlockAgent.start({ now: o.identity?.now, ...h, log: o.log, topology: o.topology, feed: blockFeed, onError, images: blockImages }));
+  const events = await createEventsApi({ log: o.log, store: o.store, topology: o.topology, authenticator: identity.authenticator, scratchDir: join(o.stateDir, 'replay'), now: o.identity?.now, metering: o.metering });
   const server = await startGrpcServer({
     host: o.host,
     port: o.port ?? 0,
