@@ -67,7 +67,7 @@ describe('AuditService', () => {
     expect(created.actor).toMatchObject({ userId: alice.user.id, projectId: alice.project.id });
     expect(created.traceId).toMatch(/^[0-9a-f]{32}$/);
     expect(created.causationId).not.toBe('');
-    expect(created.correlationId).not.toBe('');
+    expect(created.correlationId).toBe('req-audited-boot');
     expect(JSON.parse(created.payloadJson)).toMatchObject({ name: 'audited', projectId: alice.project.id, flavor: { id: small.id } });
     // The resize: started by alice, completed by the host (the agent's service actor), new flavor in the payload.
     const resize = events.find((e: { type: string; payloadJson: string }) => e.type === 'InstanceActionStarted' && JSON.parse(e.payloadJson).action === 'resize');
