@@ -26,7 +26,7 @@ order. Tenants see their own project's resources only. Times: ISO 8601 (2026-12-
 milliseconds since the epoch; --since is inclusive, --until exclusive.
 
 admin replay (cloud admins) rebuilds every read model (or those named: identity, compute, network,
-block, object, image, usage, audit) from offset 0 of the log into a fresh store and compares it
+block, object, image, metering_usage, audit) from offset 0 of the log into a fresh store and compares it
 with the live one, table by table (row count and content hash). Exit code 1 when any differs.`;
 
 /** A time flag as a google.protobuf.Timestamp. */
