@@ -14,6 +14,7 @@ import { AuditQueries } from '../../projections/audit/audit.queries.js';
 import type { Authenticator } from '../auth/authenticator.js';
 import { AUDIT_SERVICE_NAME, createAuditService } from './audit.service.js';
 import { createReplayService, REPLAY_SERVICE_NAME } from './replay.service.js';
+import { createSubscriptionService, SUBSCRIPTION_SERVICE } from './subscription.service.js';
 import { freshPostgresStore, freshSqliteStore, type FreshStore } from '../../infra/replay/replay.js';
 import { PostgresStore } from '../../infra/store/postgres-store.js';
 import type { MeteringPolicy } from '../../domains/metering/usage.js';
@@ -54,7 +55,14 @@ export async function createEventsApi(o: EventsApiOptions): Promise<EventsApi> {
   await auditRunner.start();
   const audit = new AuditQueries(o.store);
   const usage = await createUsageApi({ log: o.log, store: o.store, topology: o.topology, authenticator: o.authenticator, now: o.now, policy: o.metering });
+  // Event streams learn each event's owner project from the audit projection.
+  const subscriptions = createSubscriptionService({
+    log: o.log,
+    authenticator: o.authenticator,
+    owners: { waitFor: (p) => auditRunner.waitFor(p), ownersAt: (t, p, from, to) => audit.ownersAt(t, p, from, to) },
+  });
   const services = [
+    { name: SUBSCRIPTION_SERVICE, implementation: subscriptions.implementation },
     { name: AUDIT_SERVICE_NAME, implementation: createAuditService({ log: o.log, queries: audit, authenticator: o.authenticator }) },
     { name: USAGE_SERVICE, implementation: usage.implementation },
     { name: REPLAY_SERVICE_NAME, implementation: createReplayService({ log: o.log, store: o.store, fresh: freshStoreLike(o.store, o.scratchDir), authenticator: o.authenticator }) },
@@ -65,6 +73,7 @@ export async function createEventsApi(o: EventsApiOptions): Promise<EventsApi> {
     audit,
     usage,
     async close() {
+      await subscriptions.close();
       await usage.close();
       await auditRunner.stop();
     },
