@@ -11,6 +11,7 @@ import { NETWORK_COMMANDS, networkCommand, NETWORK_HELP } from './network.js';
 import { OBJECT_COMMANDS, OBJECT_HELP, objectStorageCommand } from './object.js';
 import { IMAGE_COMMANDS, IMAGE_HELP, imageCommand } from './image.js';
 import { AUDIT_COMMANDS, AUDIT_HELP, auditCommandOf } from './audit.js';
+import { EVENTS_COMMANDS, EVENTS_HELP, eventsCommand } from './events-tail.js';
 import { print, type OutputFormat } from './output.js';
 
 export { EXIT_CODES } from './common.js';
@@ -40,6 +41,7 @@ ${BLOCK_HELP}
 ${OBJECT_HELP}
 ${IMAGE_HELP}
 ${AUDIT_HELP}
+${EVENTS_HELP}
 
 Global options:
   --url URL        the API (default: $STRATA_URL, the URL of the last login, or grpcs://127.0.0.1:5050)
@@ -486,6 +488,7 @@ export async function main(argv: string[]): Promise<number> {
     else if (OBJECT_COMMANDS.includes(command)) return await objectStorageCommand(ctx, command, rest);
     else if (IMAGE_COMMANDS.includes(command)) return await imageCommand(ctx, command, rest);
     else if (AUDIT_COMMANDS.includes(command)) return await auditCommandOf(ctx, command, rest);
+    else if (EVENTS_COMMANDS.includes(command)) return await eventsCommand(ctx, command, rest);
     else throw new UsageError(`unknown command ${command}\n\n${HELP}`);
     return EXIT_CODES.ok;
   } catch (e) {
