@@ -10,6 +10,7 @@ import { DEFAULT_SEGMENT_RANGES } from '../api/network/network.sagas.js';
 import { startCloud } from './cloud.js';
 import { apiConfigFromEnv, logConfigFromEnv, openLog, openStore, storeConfigFromEnv } from './config/config.js';
 import { hostedDomains } from './domains.js';
+import { meteringPolicyFrom } from '../domains/metering/usage.js';
 import { agentConfigFromEnv } from '../agents/compute/config.js';
 
 const logConfig = logConfigFromEnv();
@@ -60,6 +61,8 @@ const cloud = await startCloud({
   blockHosts,
   objectDevices,
   objectRing: { replicas: objectReplicas },
+  // STRATA_METERING_BILL=stopped,shelved: usage metering bills those states too (default: running states only).
+  metering: meteringPolicyFrom(process.env.STRATA_METERING_BILL ?? ''),
 });
 const scheme = tls === 'insecure' ? 'grpc' : 'grpcs';
 const url = `${scheme}://${api.host}:${cloud.identity.port}`;

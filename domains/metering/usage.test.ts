@@ -1,7 +1,7 @@
 // The usage meter as a specification: given a resource's events at known times, these segments,
 // and these quantity-seconds per hour, computed by hand in the comments.
 import { describe, expect, it } from 'vitest';
-import { aggregateUsage, amountOf, HOUR_MS, splitByHour, UsageMeter, type MeteredEvent, type MeteringPolicy, type UsageChange, type UsageSegment } from './usage.js';
+import { aggregateUsage, amountOf, HOUR_MS, meteringPolicyFrom, splitByHour, UsageMeter, type MeteredEvent, type MeteringPolicy, type UsageChange, type UsageSegment } from './usage.js';
 
 const T0 = Date.UTC(2026, 0, 1); // 2026-01-01T00:00:00Z, an hour boundary
 const at = (h: number, m = 0, s = 0) => T0 + h * HOUR_MS + m * 60_000 + s * 1000;
@@ -75,6 +75,13 @@ describe('instances', () => {
     const shelved = totals(fold(instanceDay(), { shelved: true }).rows);
     expect(shelved['instance/m1.large']).toBe(12615);
     expect(shelved['instance/m1.small']).toBe(12570);
+  });
+
+  it('reads the policy from its configuration text', () => {
+    expect(meteringPolicyFrom('')).toEqual({ stopped: false, shelved: false });
+    expect(meteringPolicyFrom('none')).toEqual({ stopped: false, shelved: false });
+    expect(meteringPolicyFrom('stopped, Shelved')).toEqual({ stopped: true, shelved: true });
+    expect(() => meteringPolicyFrom('paused')).toThrow(/"paused" is not a state that may be billed/);
   });
 
   it('paused, rescued and resized bill; suspended, error and offloaded do not; a revert bills the old flavor again', () => {

@@ -55,6 +55,13 @@ export interface MeteringPolicy {
 
 export const DEFAULT_METERING_POLICY: MeteringPolicy = { stopped: false, shelved: false };
 
+/** A policy from its configuration text: a comma-separated list of stopped, shelved ('' or none: running states only). */
+export function meteringPolicyFrom(text: string): MeteringPolicy {
+  const words = text.split(',').map((w) => w.trim().toLowerCase()).filter((w) => w && w !== 'none');
+  for (const w of words) if (w !== 'stopped' && w !== 'shelved') throw new Error(`metering policy: "${w}" is not a state that may be billed (stopped, shelved)`);
+  return { stopped: words.includes('stopped'), shelved: words.includes('shelved') };
+}
+
 /** vm_states billed whatever the policy: the guest runs (or holds its memory) on a host. */
 export const RUNNING_VM_STATES: readonly string[] = ['active', 'paused', 'rescued', 'resized'];
 
