@@ -12,6 +12,7 @@ import { OBJECT_COMMANDS, OBJECT_HELP, objectStorageCommand } from './object.js'
 import { IMAGE_COMMANDS, IMAGE_HELP, imageCommand } from './image.js';
 import { AUDIT_COMMANDS, AUDIT_HELP, auditCommandOf } from './audit.js';
 import { EVENTS_COMMANDS, EVENTS_HELP, eventsCommand } from './events-tail.js';
+import { USAGE_COMMANDS, USAGE_HELP, usageCommand } from './usage.js';
 import { print, type OutputFormat } from './output.js';
 
 export { EXIT_CODES } from './common.js';
@@ -42,6 +43,7 @@ ${OBJECT_HELP}
 ${IMAGE_HELP}
 ${AUDIT_HELP}
 ${EVENTS_HELP}
+${USAGE_HELP}
 
 Global options:
   --url URL        the API (default: $STRATA_URL, the URL of the last login, or grpcs://127.0.0.1:5050)
@@ -489,6 +491,7 @@ export async function main(argv: string[]): Promise<number> {
     else if (IMAGE_COMMANDS.includes(command)) return await imageCommand(ctx, command, rest);
     else if (AUDIT_COMMANDS.includes(command)) return await auditCommandOf(ctx, command, rest);
     else if (EVENTS_COMMANDS.includes(command)) return await eventsCommand(ctx, command, rest);
+    else if (USAGE_COMMANDS.includes(command)) return await usageCommand(ctx, command, rest);
     else throw new UsageError(`unknown command ${command}\n\n${HELP}`);
     return EXIT_CODES.ok;
   } catch (e) {
