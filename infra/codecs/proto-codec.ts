@@ -38,11 +38,22 @@ export function protoCodec(options: ProtoCodecOptions): DeciderCodec<MachineStat
       if (!field?.options?.proto3_optional) throw new Error(`${options.protoPackage}.${type}.${f} is not a proto3 optional field: it cannot be nullable`);
     }
   }
+  // The last event payload decoded, by identity: a replay hands one event to every read model
+  // that handles it (the domain's, audit, metering), each of which decodes the payload; the second
+  // and later get a copy of the first decoding instead of decoding again. A shallow copy: readers
+  // never change what they decoded (projections are pure).
+  let last: { payload: Uint8Array; type: string; object: Record<string, unknown> } | undefined;
   const decode = (type: string, payload: Uint8Array) => {
     const t = typeOf(type);
     const object = t.toObject(t.decode(payload), TO_OBJECT) as Record<string, unknown>;
     for (const f of nullable.get(type) ?? []) object[f] ??= null;
     return { ...object, type } as Message & Record<string, unknown>;
+  };
+  const decodeEvent = (type: string, payload: Uint8Array) => {
+    if (last && last.payload === payload && last.type === type) return { ...last.object } as Message & Record<string, unknown>;
+    const object = decode(type, payload);
+    last = { payload, type, object: { ...object } };
+    return object;
   };
   const encode = ({ type, ...rest }: Message & Record<string, unknown>) => {
     const t = typeOf(type);
@@ -64,7 +75,7 @@ export function protoCodec(options: ProtoCodecOptions): DeciderCodec<MachineStat
     },
     encodeCommand: (command) => encode(command as Message & Record<string, unknown>),
     encodeEvent: (event) => encode(event as Message & Record<string, unknown>),
-    decodeEvent: (type, payload) => decode(type, payload),
+    decodeEvent,
     encodeState: (state) => new TextEncoder().encode(JSON.stringify(state)),
     decodeState: (bytes) => JSON.parse(new TextDecoder().decode(bytes)) as MachineState,
   };

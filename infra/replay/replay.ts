@@ -206,8 +206,8 @@ export const freshSqliteStore =
   (parent = tmpdir()) =>
   async (): Promise<FreshStore> => {
     const dir = mkdtempSync(join(parent, 'strata-replay-'));
-    // synchronous=OFF: the store lives for one replay and is deleted after; a crash loses nothing of value.
-    const store = new SqliteStore(join(dir, 'read-models.db'), { synchronous: 'OFF' });
+    // A throwaway store (no fsync, journal in memory): it lives for one replay, a crash loses nothing of value.
+    const store = new SqliteStore(join(dir, 'read-models.db'), { throwaway: true });
     return {
       store,
       async dispose() {
