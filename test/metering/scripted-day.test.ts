@@ -4,9 +4,10 @@
 // the conductors, the compute and block agents). The clock stands still while an operation runs
 // and moves between operations, so every event of an operation carries the time it was asked at.
 // Servers are booted with two flavors, one resized (confirmed), one stopped and started, both
-// deleted; volumes created, extended, one deleted; objects stored, replaced and deleted. The usage
-// that GetUsage and `strata usage show` give equals the seconds computed by hand below, exactly;
-// the usage read model rebuilt from the log gives the same figures.
+// deleted; volumes created, extended, one deleted, a snapshot taken and deleted; objects stored,
+// replaced and deleted; an image uploaded. The usage that GetUsage and `strata usage show` give
+// equals the seconds computed by hand below, exactly; the usage read model rebuilt from the log
+// gives the same figures.
 import { randomUUID } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -147,13 +148,24 @@ describe('usage metering over a scripted day (acceptance a)', () => {
     await clockTo(at(6, 30));
     const vol2 = (await alice.call('CreateVolume', { sizeGb: 5, volumeType: silver, name: 'vol2' })).volume.id; // 5 GiB silver from 06:30
     await volumeStatus(vol2, 'available');
+    await clockTo(at(6, 45));
+    const snap = (await alice.call('CreateSnapshot', { volumeId: vol1, name: 'snap1' })).snapshot.id; // 25 GiB from 06:45
+    await until(async () => (await alice.call('GetSnapshot', { id: snap })).snapshot.status === 'available', 'the snapshot available', 60_000);
     await clockTo(at(7, 10));
     await put('c1', 'o1', 3000); // 3000 B from 07:10
+    await clockTo(at(7, 30));
+    // An image: its data lives in the image service's account (AUTH_glance), metered as the owner's image_bytes, not object_bytes.
+    const image = (await alice.call('CreateImage', { image: { name: 'img1', diskFormat: 'raw', containerFormat: 'bare' } })).image.id;
+    const uploaded = (await alice.upload('UploadImage', { imageId: image, contentLength: 4096 }, patternBody(4096, 7))).image;
+    expect(uploaded).toMatchObject({ status: 'active' }); // 4096 B from 07:30
     await clockTo(at(8));
     await put('c1', 'o1', 5000); // replaced: 5000 B from 08:00
     await put('c1', 'o2', 1000); // 1000 B from 08:00
     await clockTo(at(9));
     await alice.call('DeleteObject', { container: 'c1', name: 'o2' }); // o2 gone at 09:00
+    await clockTo(at(9, 30));
+    await alice.call('DeleteSnapshot', { id: snap }); // snapshot gone at 09:30
+    await until(async () => (await codeOf(alice.call('GetSnapshot', { id: snap }))) === 5, 'the snapshot gone', 60_000);
     await clockTo(at(10));
     await alice.call('DeleteServer', { id: vm1 }); // small ends at 10:00:00
     await until(async () => (await codeOf(alice.call('GetServer', { id: vm1 }))) === 5, 'vm1 deleted', 60_000);
@@ -184,6 +196,8 @@ describe('usage metering over a scripted day (acceptance a)', () => {
   //   vol2 silver: 5 GiB x (06:30-11:00 = 16200 s) = 81000
   //   objects: o1 3000 B x (07:10-08:00 = 3000 s) + o1 5000 B x (08:00-13:00 = 18000 s)
   //     + o2 1000 B x (08:00-09:00 = 3600 s) = 9000000 + 90000000 + 3600000 = 102600000
+  //   snapshot of vol1: 25 GiB x (06:45-09:30 = 9900 s) = 247500
+  //   image: 4096 B x (07:30-13:00 = 19800 s) = 81100800 (its data in AUTH_glance is no tenant's object_bytes)
   const expected = () => ({
     'instance/m1.small': 27027,
     'instance/m1.medium': 7200,
@@ -193,6 +207,8 @@ describe('usage metering over a scripted day (acceptance a)', () => {
     [`volume_gb/${gold}`]: 756000,
     [`volume_gb/${silver}`]: 81000,
     'object_bytes/': 102600000,
+    'snapshot_gb/': 247500,
+    'image_bytes/': 81100800,
   });
 
   it('GetUsage in total equals the hand-computed seconds, to the second', async () => {
@@ -247,6 +263,7 @@ describe('usage metering over a scripted day (acceptance a)', () => {
     expect(denied).toMatchObject({ code: PERMISSION_DENIED, field: 'project_id' });
     expect((await errorOf(bob.call('GetUsage', { allProjects: true, startMs: at(0), endMs: at(24) }))).code).toBe(PERMISSION_DENIED);
     expect((await bob.call('GetUsage', { startMs: at(0), endMs: at(24) })).records).toEqual([]);
+    expect(await errorOf(alice.call('GetUsage', { startMs: at(5), endMs: at(4) }))).toMatchObject({ code: 3, field: 'end_ms' });
     const all = await admin.call('GetUsage', { allProjects: true, startMs: at(0), endMs: at(24), granularity: 'GRANULARITY_TOTAL' });
     expect(totalsOf(all.records)).toEqual(expected());
     expect(all.records.some((r: { projectId: string }) => r.projectId === bobProject)).toBe(false);
