@@ -2,8 +2,9 @@
 // folded as the runtime does, at fixed times), projected by a ProjectionRunner into SQLite and
 // PostgreSQL: the usage per hour equals what is computed by hand; every event appended a second
 // time (a redelivery) changes no row; a runner restarted on the same store (the meter restored
-// from usage_resources) goes on as if it had never stopped; a rebuild from offset 0 into a fresh
-// store gives the same rows.
+// from usage_resources) goes on as if it had never stopped; after a batch that was folded but not
+// written, restore makes the meter fold it again; a rebuild from offset 0 into a fresh store gives
+// the same rows.
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -184,11 +185,30 @@ for (const kind of ['sqlite', 'postgres'] as const) {
       expect(await dump(store)).toEqual(before);
     });
 
+    it('after a batch whose rows were not written, restore makes the meter fold its events again', async () => {
+      const p = usageProjection();
+      await p.restore!(store);
+      const n = block.all.length;
+      block.send('volume', 'v2', { type: 'CreateVolume', volume: volume('v2', 'p1', 7), hostId: 's1' }, { atMs: at(9) });
+      const events = block.all.slice(n);
+      const position = { topic: domainTopics(BLOCK_DOMAIN).events, partition: 0, offset: 0 };
+      const first = events.flatMap((e) => p.apply(e, position));
+      expect(first.some((st) => st.sql.startsWith('INSERT INTO usage_segments'))).toBe(true);
+      // Without a restore the meter takes them for redeliveries; after one, it folds them as new.
+      expect(events.flatMap((e) => p.apply(e, position))).toEqual([]);
+      await p.restore!(store);
+      expect(events.flatMap((e) => p.apply(e, position))).toEqual(first);
+      await flushAll();
+      const v2 = await store.query<{ quantity: number | string; start_ms: number | string }>("SELECT quantity, start_ms FROM usage_segments WHERE resource_id = 'v2'");
+      expect(v2.map((r) => [Number(r.quantity), Number(r.start_ms)])).toEqual([[7, at(9)]]);
+    });
+
     it('rebuilds from offset 0 into a fresh store with the same rows', async () => {
       const fresh = open();
       await ProjectionRunner.rebuild(log, fresh, usageProjection());
       expect(await dump(fresh)).toEqual(await dump(store));
-      expect(await totals(fresh)).toEqual(expectedTotals);
+      // v2 (the test before): 7 GiB gold from 09:00 to the window's end, 12:00.
+      expect(await totals(fresh)).toEqual({ ...expectedTotals, p1: { ...expectedTotals.p1, 'volume_gb/gold': expectedTotals.p1['volume_gb/gold'] + 7 * 3 * 3600 } });
       // And a rebuild in place (reset, then restore of an empty meter) too.
       await ProjectionRunner.rebuild(log, fresh, usageProjection());
       expect(await dump(fresh)).toEqual(await dump(store));

@@ -87,11 +87,11 @@ export function usageProjection(policy: Partial<MeteringPolicy> = {}): UsageProj
       if (!codecFor) return [];
       const payload = codecFor(event.aggregateType).decodeEvent(event.type, event.payload) as Record<string, unknown>;
       const decoded: MeteredEvent = { ...payload, type: event.type, aggregateType: event.aggregateType, aggregateId: event.aggregateId, version: event.version, occurredAtMs: event.occurredAtMs };
+      // A redelivered event (at or below the folded version) writes nothing.
+      if (event.version <= (meter.resource(event.aggregateId)?.version ?? 0)) return [];
       const changes = meter.apply(decoded);
       const r = meter.resource(event.aggregateId);
-      // A redelivered event (at or below the folded version) writes nothing.
-      if (!r || r.version !== event.version) return [];
-      return [...usageStatements(changes), saveResource(r)];
+      return r ? [...usageStatements(changes), saveResource(r)] : [];
     },
     async restore(store: Store): Promise<void> {
       const rows = await store.query<{ resource_id: string; kind: string; project_id: string; version: number | string; state: string }>(
