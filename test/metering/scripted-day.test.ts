@@ -7,7 +7,8 @@
 // deleted; volumes created, extended, one deleted, a snapshot taken and deleted; objects stored,
 // replaced and deleted; an image uploaded. The usage that GetUsage and `strata usage show` give
 // equals the seconds computed by hand below, exactly; the usage read model rebuilt from the log
-// gives the same figures.
+// gives the same figures. Acceptance e too: after the day every read model equals its replay from
+// offset 0 (ReplayReadModels), and time travel gives vm2 as it was before its resize.
 import { randomUUID } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -51,6 +52,7 @@ describe('usage metering over a scripted day (acceptance a)', () => {
   const blockDir = mkdtempSync(join(tmpdir(), 'strata-metering-'));
   const cli = cliRunner('metering', () => t);
   const storageHost = `storage-${randomUUID().slice(0, 6)}`;
+  let vm2Id = '';
 
   /** Moves the one clock; waits until the storage host has reported at the new time (the block API schedules only on hosts heard from lately). */
   async function clockTo(ms: number) {
@@ -131,6 +133,7 @@ describe('usage metering over a scripted day (acceptance a)', () => {
     await clockTo(at(1));
     const vm1 = await boot('vm1', 'm1.small'); // small billed from 01:00:00
     const vm2 = await boot('vm2', 'm1.medium'); // medium billed from 01:00:00
+    vm2Id = vm2;
     await clockTo(at(2, 30));
     const vol1 = (await alice.call('CreateVolume', { sizeGb: 10, volumeType: gold, name: 'vol1' })).volume.id; // 10 GiB gold from 02:30
     await volumeStatus(vol1, 'available');
@@ -281,5 +284,29 @@ describe('usage metering over a scripted day (acceptance a)', () => {
     } finally {
       await fresh.close();
     }
+  });
+
+  it('acceptance e: after the day every read model equals its replay from the log, and time travel gives vm2 before its resize', { timeout: 180_000 }, async () => {
+    const report = await admin.call('ReplayReadModels', {}, undefined, { timeoutMs: 170_000 });
+    expect(report.differences).toEqual([]);
+    expect(report.equal).toBe(true);
+    expect(report.readModels.map((r: { readModel: string }) => r.readModel).sort()).toEqual(['audit', 'block', 'compute', 'identity', 'image', 'metering_usage', 'network', 'object']);
+    for (const m of report.readModels) for (const table of m.tables) expect(table.liveHash, `${m.readModel} ${table.table}`).toBe(table.replayedHash);
+    const timestamp = (ms: number) => ({ seconds: Math.floor(ms / 1000), nanos: (ms % 1000) * 1e6 });
+    // Just before the resize (03:00:00): active on m1.medium; during it, resized on m1.large; after the confirm, active on m1.large.
+    const before = await alice.call('GetResourceAt', { resourceId: vm2Id, time: timestamp(at(3) - 1) });
+    expect(before.state).toBe('active');
+    expect(before.stateJson).toContain(flavors['m1.medium']);
+    expect(before.stateJson).not.toContain(flavors['m1.large']);
+    const during = await alice.call('GetResourceAt', { resourceId: vm2Id, time: timestamp(at(3, 10)) });
+    expect(during.state).toBe('resized');
+    expect(during.stateJson).toContain(flavors['m1.large']);
+    const after = await alice.call('GetResourceAt', { resourceId: vm2Id, time: timestamp(at(3, 30)) });
+    expect(after.state).toBe('active');
+    expect(after.stateJson).not.toContain(flavors['m1.medium']);
+    expect(Number(after.version)).toBeGreaterThan(Number(during.version));
+    const cliBefore = await cli.strata(['audit', 'resource', vm2Id, '--at', '2026-03-02T02:59:59Z'], aliceToken);
+    expect(cliBefore.code, cliBefore.stderr).toBe(0);
+    expect(cliBefore.stdout).toContain(flavors['m1.medium']);
   });
 });
