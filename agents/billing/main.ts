@@ -164,6 +164,8 @@ async function run(): Promise<void> {
       if (!(err instanceof ApiCallError)) throw e;
       if (err.code === 16 && canLogin) token = ''; // UNAUTHENTICATED: the token expired; log in again
       else if (err.code === 16 || err.code === 7) throw new Error(`the subscription was refused (${err.details}): billing needs an admin or service token for every project`);
+      // INVALID_ARGUMENT: the saved cursor is not this cloud's (a log started over?); resuming elsewhere would miscount.
+      else if (err.code === 3) throw new Error(`the subscription was refused (${err.details}): is ${dbPath} from another cloud? A fresh database replays the log`);
       if (!stopping) console.error(`billing: the subscription ended (${err.details ?? err.message}); resuming from the last committed cursor`);
     } finally {
       cancel = undefined;
