@@ -38,7 +38,7 @@ import { ProjectionRunner } from '../../infra/runtime/projection-runner.js';
 import { domainTopics } from '../../infra/runtime/topology.js';
 import { SqliteStore } from '../../infra/store/sqlite-store.js';
 import { USAGE_TABLES, USAGE_TOPICS, usageProjection } from '../../projections/metering/usage.projection.js';
-import { startTestCloud, type TestCloud } from '../identity/cloud.js';
+import { ADMIN_PASSWORD, startTestCloud, type TestCloud } from '../identity/cloud.js';
 import { DecidedLog, dumpTables } from '../support/projection-harness.js';
 import { until } from '../support/wait.js';
 
@@ -342,7 +342,8 @@ describe('billing subscriber (acceptance b)', () => {
     }
 
     // Billing B: one uninterrupted run over the same log, a fresh database, default batches.
-    const envB = billingEnv('b');
+    // (It logs in with a user and password instead of taking a token.)
+    const envB = billingEnv('b', { STRATA_TOKEN: '', STRATA_USER: 'admin', STRATA_PASSWORD: ADMIN_PASSWORD, STRATA_PROJECT_ID: t.boot.adminProjectId });
     const b = await spawnReady(BILLING_MAIN, envB, children);
     await until(() => cursorAt(envB.STRATA_BILLING_DB) === final, 'billing B at the end of the log', 60_000);
     expect(await kill(b, 'SIGTERM')).toBe(0);
