@@ -93,8 +93,13 @@ let flushTimer: NodeJS.Timeout | undefined;
 let invoiceTimer: NodeJS.Timeout | undefined;
 let lastInvoicesAt = 0;
 
+/** Batches committed since the invoices were last written. */
+let dirty = false;
+
 function invoicesSoon(now = false): void {
+  if (!dirty) return;
   if (now || Date.now() - lastInvoicesAt >= invoiceMs) {
+    dirty = false;
     clearTimeout(invoiceTimer);
     invoiceTimer = undefined;
     lastInvoicesAt = Date.now();
@@ -108,7 +113,10 @@ function invoicesSoon(now = false): void {
 function flush(): void {
   clearTimeout(flushTimer);
   flushTimer = undefined;
-  if (biller.flush()) invoicesSoon();
+  if (biller.flush()) {
+    dirty = true;
+    invoicesSoon();
+  }
 }
 
 /** An error of ours while taking a message (a payload we cannot meter, a failed commit): the stream is cancelled and the process stops. */
