@@ -11,6 +11,19 @@ import { HEADER_EVENT_TYPE } from '../runtime/partition-decider.js';
 import type { Projection } from '../runtime/projection-runner.js';
 import type { Checkpoint, Statement, Store } from '../store/store.js';
 
+/** Where a rebuild's batches are written (default: the store). */
+export interface BatchApplier {
+  /** Applies a batch with its checkpoints in one transaction; batches apply in call order. */
+  apply(statements: Statement[], checkpoints: Checkpoint[]): Promise<void>;
+  /** DDL, in call order with the batches. */
+  migrate(ddl: string[]): Promise<void>;
+}
+
+const storeApplier = (store: Store): BatchApplier => ({
+  apply: (statements, checkpoints) => store.apply(statements, checkpoints),
+  migrate: (ddl) => store.migrate(ddl),
+});
+
 /** Next offsets keyed `${topic}/${partition}`, as checkpoints are. */
 export type Offsets = Map<string, number>;
 
@@ -26,6 +39,14 @@ export interface RebuildOptions {
   onBatch?: (batch: { records: number; statements: number; commitMs: number }) => void;
   /** Build secondary indexes after the rows where it is safe (default true): see DeferredIndexes. */
   deferIndexes?: boolean;
+  /**
+   * Where batches are written (default: the store). One batch is in flight while the next is read
+   * and folded, so with a store whose apply waits on a server (PostgreSQL) reading and writing
+   * overlap; SQLite's apply runs to its end when called. (Applying SQLite batches on a worker
+   * thread was measured slower here: 92.7 s against 67.1 s for 1,000,302 events, the copying to the
+   * thread costing more than the second core gave on a shared 2-core machine.)
+   */
+  applier?: BatchApplier;
 }
 
 const INDEX_DDL = /^\s*CREATE\s+INDEX\s+(?:IF\s+NOT\s+EXISTS\s+)?\S+\s+ON\s+(\w+)/i;
@@ -119,20 +140,31 @@ export async function rebuildReadModels(log: Log, store: Store, projections: Pro
   const reached = new Map<string, Offsets>(projections.map((p) => [p.name, new Map()]));
   const result: RebuildResult = { reached, records: 0, events: 0, statements: 0, seconds: 0 };
 
+  const applier = options.applier ?? storeApplier(store);
   let statements: Statement[] = [];
   let pending = 0;
   const checkpoints = new Map<string, Checkpoint>();
+  let inFlight: Promise<void> | undefined;
   const flush = async () => {
     if (pending === 0 && checkpoints.size === 0) return;
-    const t0 = performance.now();
-    const due = deferred?.due(statements) ?? [];
-    if (due.length > 0) await store.migrate(due);
-    await store.apply(statements, [...checkpoints.values()]);
-    options.onBatch?.({ records: pending, statements: statements.length, commitMs: performance.now() - t0 });
-    result.statements += statements.length;
+    const batch = statements;
+    const marks = [...checkpoints.values()];
+    const records = pending;
     statements = [];
     pending = 0;
     checkpoints.clear();
+    const due = deferred?.due(batch) ?? [];
+    // One batch in flight: this one waits for the one before (and throws what it threw).
+    if (inFlight) await inFlight;
+    inFlight = (async () => {
+      const t0 = performance.now();
+      if (due.length > 0) await applier.migrate(due);
+      await applier.apply(batch, marks);
+      options.onBatch?.({ records, statements: batch.length, commitMs: performance.now() - t0 });
+    })();
+    // Handled here so that a failure waits, unreported, for the next flush or the end to throw it.
+    inFlight.catch(() => undefined);
+    result.statements += batch.length;
   };
 
   for (const [topic, readers] of readersOf) {
@@ -181,7 +213,8 @@ export async function rebuildReadModels(log: Log, store: Store, projections: Pro
     }
   }
   await flush();
-  if (deferred) await store.migrate(deferred.rest());
+  await inFlight;
+  if (deferred) await applier.migrate(deferred.rest());
   result.seconds = (performance.now() - started) / 1000;
   return result;
 }

@@ -6,6 +6,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ProjectionRunner } from '../../infra/runtime/projection-runner.js';
 import { allReadModels } from '../../infra/replay/read-models.js';
+import { rebuildReadModels } from '../../infra/replay/rebuild.js';
 import { describeDifferences, freshPostgresStore, freshSqliteStore, verifyReadModels, type ReplayReport } from '../../infra/replay/replay.js';
 import { PostgresStore } from '../../infra/store/postgres-store.js';
 import type { Store } from '../../infra/store/store.js';
@@ -117,6 +118,19 @@ describe('replay verification', () => {
     });
     expect(describeDifferences(report)).toEqual([`image: strata.events.image/0 live at ${ends[0] + 5}, the log ends at ${ends[0]}`]);
     await ahead.close();
+  }, 60_000);
+
+  it('fails the rebuild when a batch fails to commit, with that batch\'s error', async () => {
+    const store = testStores('replay').sqlite();
+    let batches = 0;
+    const failing = Object.assign(Object.create(Object.getPrototypeOf(store) as object) as Store, store, {
+      apply: async (...args: Parameters<Store['apply']>) => {
+        if (++batches === 2) throw new Error('disk full');
+        return store.apply(...args);
+      },
+    });
+    await expect(rebuildReadModels(t.log, failing, allReadModels(), { batchRecords: 10 })).rejects.toThrow('disk full');
+    await store.close();
   }, 60_000);
 
   (pgReachable ? it : it.skip)('does the same on PostgreSQL: equal, then a changed row named', async () => {
