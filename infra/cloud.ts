@@ -223,6 +223,7 @@ export async function startCloud(o: CloudOptions): Promise<Cloud> {
     agents,
     async close() {
       compute.drain();
+      await events.endStreams();
       await agents?.close();
       for (const a of blockAgents) await a.close();
       await objectAgent?.close();

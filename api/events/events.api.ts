@@ -39,6 +39,8 @@ export interface EventsApi {
   audit: AuditQueries;
   /** Usage metering (UsageService). */
   usage: UsageApi;
+  /** Ends the event streams (UNAVAILABLE, with their resume cursors): before the gRPC server closes, which would wait for them. */
+  endStreams(): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -72,6 +74,7 @@ export async function createEventsApi(o: EventsApiOptions): Promise<EventsApi> {
     auditRunner,
     audit,
     usage,
+    endStreams: () => subscriptions.close(),
     async close() {
       await subscriptions.close();
       await usage.close();
