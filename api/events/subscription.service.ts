@@ -102,6 +102,18 @@ export function createSubscriptionService(o: SubscriptionServiceOptions): Subscr
   const streams = new Set<(error: ApiError) => void>();
   let calls = 0;
 
+  // The heartbeats' end offsets, shared by every stream: one look per topic and half heartbeat
+  // however many subscribers there are (on Kafka each look is a request to the brokers).
+  const endsSeen = new Map<string, { atMs: number; ends: Promise<number[]> }>();
+  const recentEnds = (topic: string): Promise<number[]> => {
+    const seen = endsSeen.get(topic);
+    if (seen && Date.now() - seen.atMs < heartbeatMs / 2) return seen.ends;
+    const ends = o.log.endOffsets(topic);
+    endsSeen.set(topic, { atMs: Date.now(), ends });
+    ends.catch(() => endsSeen.delete(topic));
+    return ends;
+  };
+
   /** The payload as deterministic JSON, or '' when no codec here knows it. */
   const payloadJson = (domain: string, e: EventEnvelope): string => {
     try {
@@ -272,7 +284,7 @@ export function createSubscriptionService(o: SubscriptionServiceOptions): Subscr
         void (async () => {
           try {
             const ends = new Map<string, number[]>();
-            for (const t of p.topics) ends.set(t, await o.log.endOffsets(t));
+            for (const t of p.topics) ends.set(t, await recentEnds(t));
             if (!ended && blockedSince === undefined) void send(progress(reached(offsets, ends)));
           } catch {
             // The log is unreachable for now: the next beat tries again.
