@@ -9,12 +9,13 @@
 //   STRATA_BENCH_EVENTS=200000 npm run bench:replay
 //   STRATA_BENCH_PER_PROJECTION=1 npm run bench:replay   # also one ProjectionRunner.rebuild per read model, as before
 //   STRATA_BENCH_BATCH=20000 npm run bench:replay        # log records per store transaction
+//   STRATA_BENCH_GROUPS=one npm run bench:replay         # embedded: one thread instead of worker threads (or 'a,b|c,d': groups)
 //
 // The topics are the bench's own (a unique prefix before strata.events.<domain>), deleted after on Kafka.
 import { execFileSync } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { decodeEvent } from '../infra/envelope/envelope.codec.js';
@@ -22,9 +23,10 @@ import { hostedDomains } from '../infra/domains.js';
 import { EmbeddedLog } from '../infra/log/embedded/embedded-log.js';
 import { KafkaLog } from '../infra/log/kafka/kafka-log.js';
 import type { Log } from '../infra/log/log.js';
-import { allReadModels } from '../infra/replay/read-models.js';
+import { readModelsOnTopics } from '../infra/replay/read-models.js';
+import { rebuildInWorkers, TWO_GROUPS } from '../infra/replay/parallel-rebuild.js';
 import { rebuildReadModels } from '../infra/replay/rebuild.js';
-import { ProjectionRunner, type Projection } from '../infra/runtime/projection-runner.js';
+import { ProjectionRunner } from '../infra/runtime/projection-runner.js';
 import { domainTopics } from '../infra/runtime/topology.js';
 import { SqliteStore } from '../infra/store/sqlite-store.js';
 import { writeCells } from './replay.corpus.js';
@@ -35,27 +37,14 @@ const BACKENDS = (process.env.STRATA_BENCH_BACKENDS ?? 'embedded,kafka').split('
 // 4 = the all-in-one default.
 const PARTITIONS = Number(process.env.STRATA_BENCH_PARTITIONS ?? 4);
 const BATCH = Number(process.env.STRATA_BENCH_BATCH ?? 20_000);
+// Embedded: groups of read models rebuilt in parallel, `a,b|c,d` (default TWO_GROUPS), or `one` for one pass on one thread.
+const GROUPS = process.env.STRATA_BENCH_GROUPS;
 const PER_PROJECTION = process.env.STRATA_BENCH_PER_PROJECTION === '1';
 
 const figures: string[] = [];
 const figure = (name: string, value: number, unit: string) =>
   figures.push(`figure ${name} ${Number.isInteger(value) ? value : value.toFixed(2)} ${unit}`);
 const percentile = (sorted: number[], p: number) => (sorted.length === 0 ? NaN : sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]);
-
-/**
- * The read models on the bench's own topics. Some read models learn an event's domain from its
- * topic (audit, metering): they are handed the position under the topic's usual name.
- */
-function benchReadModels(prefix: string): Projection[] {
-  const usual = (topic: string) => topic.slice(prefix.length + 1);
-  return allReadModels().map((p) => {
-    const clone = Object.assign(Object.create(Object.getPrototypeOf(p) as object) as Projection, p);
-    clone.topics = p.topics.map((t) => `${prefix}.${t}`);
-    clone.apply = (event, position) => p.apply(event, { ...position, topic: usual(position.topic) });
-    if (p.restore) clone.restore = (store) => p.restore!(store);
-    return clone;
-  });
-}
 
 /** The 1-broker cluster of infra/kafka, or the cluster that already runs there (tests share a 3-node one: never torn down here). */
 async function openKafka(): Promise<{ log: KafkaLog; label: string }> {
@@ -78,7 +67,7 @@ async function benchBackend(backend: Backend): Promise<void> {
   const prefix = `bench-replay-${randomUUID().slice(0, 8)}`;
   const topicOf = (domain: string) => `${prefix}.${domainTopics(domain).events}`;
   await log.ensureTopics(hostedDomains.map((d) => ({ name: topicOf(d.name), partitions: PARTITIONS, replicationFactor: 1 })));
-  const projections = benchReadModels(prefix);
+  const projections = readModelsOnTopics(prefix);
   const topics = [...new Set(projections.flatMap((p) => p.topics))];
 
   console.log(`\n${label}: ${PARTITIONS} partitions per events topic`);
@@ -119,25 +108,45 @@ async function benchBackend(backend: Backend): Promise<void> {
       `${(read / baselineCpuSeconds).toFixed(0)} records per CPU second`,
   );
 
-  // The full rebuild: one pass, every read model, into a fresh SQLite store.
+  // The full rebuild: every read model into fresh SQLite stores. Embedded: the read models in
+  // groups (STRATA_BENCH_GROUPS), each group on a worker thread reading the log itself and writing
+  // its own store; Kafka, or STRATA_BENCH_GROUPS=one: one pass on this thread into one store.
   {
     const storeDir = mkdtempSync(join(tmpdir(), 'strata-bench-replay-store-'));
-    const store = new SqliteStore(join(storeDir, 'read-models.db'), { throwaway: true });
-    const commits: number[] = [];
-    // CPU time beside wall time: on a shared machine the wall clock also counts other processes' turns.
+    const groups = backend === 'embedded' && GROUPS !== 'one' ? (GROUPS ? GROUPS.split('|').map((g) => g.split(',')) : TWO_GROUPS) : undefined;
+    let commits: number[] = [];
+    // CPU time beside wall time: on a shared machine the wall clock also counts other processes' turns (process-wide: every thread).
     const cpu0 = process.cpuUsage();
-    const result = await rebuildReadModels(log, store, projections, { batchRecords: BATCH, onBatch: (b) => commits.push(b.commitMs) });
+    let result: { records: number; events: number; statements: number; seconds: number };
+    let computeStore: string;
+    let how: string;
+    if (groups) {
+      const paths = groups.map((_, i) => join(storeDir, `group-${i}.db`));
+      const r = await rebuildInWorkers({ logPath: join(dir, 'log.db'), topicPrefix: prefix, batchRecords: BATCH, groups: groups.map((names, i) => ({ names, storePath: paths[i] })) });
+      result = r;
+      commits = r.groups.flatMap((g) => g.commits);
+      computeStore = paths[groups.findIndex((g) => g.includes('compute'))];
+      how = `${groups.length} worker threads (${r.groups.map((g) => `${g.names.join('+')}: ${g.seconds.toFixed(1)} s`).join('; ')})`;
+    } else {
+      computeStore = join(storeDir, 'read-models.db');
+      const store = new SqliteStore(computeStore, { throwaway: true });
+      result = await rebuildReadModels(log, store, projections, { batchRecords: BATCH, onBatch: (b) => commits.push(b.commitMs) });
+      await store.close();
+      how = 'one thread';
+    }
     const rate = result.records / result.seconds;
     const cpu = process.cpuUsage(cpu0);
     const cpuSeconds = (cpu.user + cpu.system) / 1e6;
     commits.sort((a, b) => a - b);
-    const rows = await store.query<{ n: number }>('SELECT COUNT(*) AS n FROM compute_instances');
+    const check = new SqliteStore(computeStore);
+    const rows = await check.query<{ n: number }>('SELECT COUNT(*) AS n FROM compute_instances');
+    await check.close();
     console.log(
-      `rebuild of ${projections.length} read models (${projections.map((p) => p.name).join(', ')}): ` +
+      `rebuild of ${projections.length} read models (${projections.map((p) => p.name).join(', ')}) on ${how}: ` +
         `${result.records} records (${result.events} applied, ${result.statements} statements) in ${result.seconds.toFixed(1)} s, ${rate.toFixed(0)} events/s, ` +
         `ratio to baseline ${(rate / baseline).toFixed(3)}; ${commits.length} transactions of ${BATCH} records, commit p50 ${percentile(commits, 50).toFixed(0)} ms ` +
         `p99 ${percentile(commits, 99).toFixed(0)} ms; compute_instances ${rows[0].n} rows; ${cpuSeconds.toFixed(1)} s of CPU, ` +
-        `${(result.records / cpuSeconds).toFixed(0)} events per CPU second`,
+        `${(result.records / cpuSeconds).toFixed(0)} events per CPU second; load average ${loadavg().map((l) => l.toFixed(2)).join(' ')}`,
     );
     const name = `replay_${backend}`;
     figure(`${name}_events_per_s`, Math.round(rate), 'events/s');
@@ -146,7 +155,6 @@ async function benchBackend(backend: Backend): Promise<void> {
     figure(`${name}_seconds`, result.seconds, 's');
     figure(`${name}_commit_p50`, percentile(commits, 50), 'ms');
     figure(`${name}_commit_p99`, percentile(commits, 99), 'ms');
-    await store.close();
     rmSync(storeDir, { recursive: true, force: true });
   }
   figure(`replay_${backend}_events`, read, 'events');

@@ -25,3 +25,20 @@ export function allReadModels(): Projection[] {
     auditProjection(),
   ];
 }
+
+/**
+ * allReadModels() reading topics that carry `prefix` before their usual names (bench:replay's own
+ * topics); allReadModels() itself when no prefix. Some read models learn an event's domain from
+ * its topic (audit, metering): they are handed the position under the topic's usual name.
+ */
+export function readModelsOnTopics(prefix?: string): Projection[] {
+  if (!prefix) return allReadModels();
+  const usual = (topic: string) => topic.slice(prefix.length + 1);
+  return allReadModels().map((p) => {
+    const clone = Object.assign(Object.create(Object.getPrototypeOf(p) as object) as Projection, p);
+    clone.topics = p.topics.map((t) => `${prefix}.${t}`);
+    clone.apply = (event, position) => p.apply(event, { ...position, topic: usual(position.topic) });
+    if (p.restore) clone.restore = (store) => p.restore!(store);
+    return clone;
+  });
+}
