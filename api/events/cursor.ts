@@ -41,27 +41,3 @@ export function decodeCursor(cursor: string): Offsets {
   }
   return offsets;
 }
-
-/**
- * Deterministic JSON of a decoded payload: keys sorted at every level, bytes as base64, 64-bit
- * integers as numbers (the codecs decode them so), undefined left out.
- */
-export function stableJson(value: unknown): string {
-  return JSON.stringify(normalize(value));
-}
-
-function normalize(value: unknown): unknown {
-  if (value instanceof Uint8Array) return Buffer.from(value.buffer, value.byteOffset, value.byteLength).toString('base64');
-  if (Array.isArray(value)) return value.map(normalize);
-  if (value && typeof value === 'object') {
-    if (typeof (value as { toNumber?: unknown }).toNumber === 'function') return (value as { toNumber(): number }).toNumber();
-    const out: Record<string, unknown> = {};
-    for (const k of Object.keys(value).sort()) {
-      const v = (value as Record<string, unknown>)[k];
-      if (v !== undefined) out[k] = normalize(v);
-    }
-    return out;
-  }
-  if (typeof value === 'bigint') return Number(value);
-  return value;
-}

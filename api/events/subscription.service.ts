@@ -16,7 +16,6 @@
 // the subscriber may see it. Tenants see their token's project; admins all, or one project.
 import { SpanKind, SpanStatusCode } from '@opentelemetry/api';
 import type { ServerWritableStream, UntypedServiceImplementation } from '@grpc/grpc-js';
-import type { DeciderCodec } from '../../domains/kernel/decider.js';
 import type { EventEnvelope, Position } from '../../infra/envelope/envelope.js';
 import { decodeEvent } from '../../infra/envelope/envelope.codec.js';
 import { hostedDomains, type HostedDomain } from '../../infra/domains.js';
@@ -30,7 +29,8 @@ import { EVENTS_SUBSCRIBE_RULE, eventsPolicy } from '../policy/events.policy.js'
 import type { Caller } from '../policy/policy.js';
 import { callerProject, type Req, type Res } from '../request.js';
 import { InvalidArgumentError } from '../../domains/kernel/rejection.js';
-import { decodeCursor, encodeCursor, stableJson, type Offsets } from './cursor.js';
+import { decodeCursor, encodeCursor, type Offsets } from './cursor.js';
+import { payloadJson, payloadOf } from '../../infra/events/catalog.js';
 
 export const SUBSCRIPTION_SERVICE = 'strata.events.v1.SubscriptionService';
 
@@ -77,8 +77,6 @@ const envMs = (name: string, fallback: number) => {
 const EVENT_TYPE = /^[A-Za-z][A-Za-z0-9_.]{0,127}$/;
 const MAX_FILTERS = 256;
 
-type Codec = Pick<DeciderCodec<unknown, never, { type: string }>, 'decodeEvent'>;
-
 /** A stream's filters and starting point, from its request; throws the refusals. */
 interface Plan {
   topics: string[];
@@ -115,11 +113,9 @@ export function createSubscriptionService(o: SubscriptionServiceOptions): Subscr
   };
 
   /** The payload as deterministic JSON, or '' when no codec here knows it. */
-  const payloadJson = (domain: string, e: EventEnvelope): string => {
+  const payloadText = (domain: string, e: EventEnvelope): string => {
     try {
-      const codec = domainByName.get(domain)!.codecFor(e.aggregateType) as unknown as Codec;
-      const { type: _type, ...payload } = codec.decodeEvent(e.type, e.payload) as Record<string, unknown>;
-      return stableJson(payload);
+      return payloadJson(payloadOf(domainByName.get(domain)!, e));
     } catch {
       return '';
     }
@@ -358,7 +354,7 @@ export function createSubscriptionService(o: SubscriptionServiceOptions): Subscr
                 correlationId: e.correlationId,
                 traceparent: e.traceparent,
                 projectId: owner,
-                payloadJson: payloadJson(domain, e),
+                payloadJson: payloadText(domain, e),
                 position: { topic, partition, offset: r.offset },
                 cursor: encodeCursor(offsets),
               },

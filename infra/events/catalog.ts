@@ -19,12 +19,27 @@ export function payloadOf(domain: HostedDomain, event: EventEnvelope): Record<st
   return payload;
 }
 
-/** JSON of a decoded payload: bytes as base64, so it is plain text and the same on every run. */
-export const payloadJson = (payload: Record<string, unknown>): string =>
-  JSON.stringify(payload, (_key, value: unknown) => {
-    if (value instanceof Uint8Array) return Buffer.from(value).toString('base64');
-    if (value && typeof value === 'object' && (value as { type?: unknown }).type === 'Buffer' && Array.isArray((value as { data?: unknown }).data)) {
-      return Buffer.from((value as { data: number[] }).data).toString('base64');
+/**
+ * Deterministic JSON of a decoded payload: keys sorted at every level, bytes as base64, 64-bit
+ * integers as numbers (the codecs decode them so), undefined left out. The same text on every run,
+ * for the audit trail and the subscriptions alike.
+ */
+export function payloadJson(value: unknown): string {
+  return JSON.stringify(normalize(value));
+}
+
+function normalize(value: unknown): unknown {
+  if (value instanceof Uint8Array) return Buffer.from(value.buffer, value.byteOffset, value.byteLength).toString('base64');
+  if (Array.isArray(value)) return value.map(normalize);
+  if (value && typeof value === 'object') {
+    if (typeof (value as { toNumber?: unknown }).toNumber === 'function') return (value as { toNumber(): number }).toNumber();
+    const out: Record<string, unknown> = {};
+    for (const k of Object.keys(value).sort()) {
+      const v = (value as Record<string, unknown>)[k];
+      if (v !== undefined) out[k] = normalize(v);
     }
-    return value;
-  });
+    return out;
+  }
+  if (typeof value === 'bigint') return Number(value);
+  return value;
+}
