@@ -5,7 +5,7 @@
 // gives per projection (projections are pure folds of the events of each partition, read in
 // offset order); only the cost differs.
 import type { EventEnvelope } from '../envelope/envelope.js';
-import { decodeEvent } from '../envelope/envelope.codec.js';
+import { decodeTrustedEvent } from '../envelope/envelope.trusted.js';
 import type { Log } from '../log/log.js';
 import { HEADER_EVENT_TYPE } from '../runtime/partition-decider.js';
 import type { Projection } from '../runtime/projection-runner.js';
@@ -78,7 +78,11 @@ class DeferredIndexes {
   due(statements: Statement[]): string[] {
     if (this.pending.size === 0) return [];
     const out: string[] = [];
+    let last: string | undefined;
     for (const s of statements) {
+      // Statements come in runs of the same SQL: look each run up once.
+      if (s.sql === last) continue;
+      last = s.sql;
       let tables = this.tablesOf.get(s.sql);
       if (!tables) this.tablesOf.set(s.sql, (tables = [...s.sql.matchAll(FINDS_ROWS_IN)].map((m) => m[1])));
       for (const t of tables) {
@@ -190,7 +194,7 @@ export async function rebuildReadModels(log: Log, store: Store, projections: Pro
             pending++;
             const type = record.headers[HEADER_EVENT_TYPE];
             if (!wanted(record.offset, type)) continue;
-            const event: EventEnvelope = decodeEvent(record.value);
+            const event: EventEnvelope = decodeTrustedEvent(record.value);
             let applied = false;
             for (let i = 0; i < readers.length; i++) {
               const r = readers[i];
