@@ -24,6 +24,7 @@ import { readFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { parseRateCard, RateCardError } from '../../domains/metering/billing.js';
+import { meteringPolicyFrom } from '../../domains/metering/usage.js';
 import { ApiCallError, StrataClient } from '../../cli/client.js';
 import { Biller, BILLING_DOMAINS, BILLING_EVENT_TYPES, type StreamedEventMessage } from './biller.js';
 
@@ -66,10 +67,14 @@ const invoiceMs = positive('STRATA_BILLING_INVOICE_MS', 1000);
 const dbPath = env.STRATA_BILLING_DB ?? join(env.STRATA_STATE_DIR ?? '.strata', 'billing.db');
 const outDir = env.STRATA_BILLING_OUT ?? join(env.STRATA_STATE_DIR ?? '.strata', 'invoices');
 
-// The same words as the cloud's STRATA_METERING_BILL (infra/main.ts).
-const billWords = (env.STRATA_METERING_BILL ?? '').split(',').map((w) => w.trim().toLowerCase()).filter((w) => w && w !== 'none');
-for (const w of billWords) if (w !== 'stopped' && w !== 'shelved') fail(`STRATA_METERING_BILL: "${w}" is not a state that may be billed (stopped, shelved)`);
-const biller = new Biller({ dbPath, outDir, card: card!, policy: { stopped: billWords.includes('stopped'), shelved: billWords.includes('shelved') } });
+// The cloud's STRATA_METERING_BILL, read as the cloud reads it (infra/main.ts).
+let policy;
+try {
+  policy = meteringPolicyFrom(env.STRATA_METERING_BILL ?? '');
+} catch (e) {
+  fail(`STRATA_METERING_BILL: ${(e as Error).message}`);
+}
+const biller = new Biller({ dbPath, outDir, card: card!, policy });
 biller.sweepOutDir();
 // The files and the invoice tables follow the ledger as committed (a killed process may have left them behind).
 biller.writeInvoices();
