@@ -67,7 +67,7 @@ export async function createEventsApi(o: EventsApiOptions): Promise<EventsApi> {
     { name: SUBSCRIPTION_SERVICE, implementation: subscriptions.implementation },
     { name: AUDIT_SERVICE_NAME, implementation: createAuditService({ log: o.log, queries: audit, authenticator: o.authenticator }) },
     { name: USAGE_SERVICE, implementation: usage.implementation },
-    { name: REPLAY_SERVICE_NAME, implementation: createReplayService({ log: o.log, store: o.store, fresh: freshStoreLike(o.store, o.scratchDir), authenticator: o.authenticator }) },
+    { name: REPLAY_SERVICE_NAME, implementation: createReplayService({ log: o.log, store: o.store, fresh: freshStoreLike(o.store, o.scratchDir), authenticator: o.authenticator, metering: o.metering }) },
   ];
   return {
     services,

@@ -6,6 +6,7 @@ import type { UntypedServiceImplementation } from '@grpc/grpc-js';
 import { allReadModels } from '../../infra/replay/read-models.js';
 import { describeDifferences, verifyReadModels, type FreshStore } from '../../infra/replay/replay.js';
 import type { Log } from '../../infra/log/log.js';
+import type { MeteringPolicy } from '../../domains/metering/usage.js';
 import type { Store } from '../../infra/store/store.js';
 import type { Authenticator } from '../auth/authenticator.js';
 import { invalid, refuse } from '../errors.js';
@@ -21,6 +22,8 @@ export interface ReplayServiceOptions {
   /** An empty store of the live store's kind, disposed after the replay. */
   fresh: () => Promise<FreshStore>;
   authenticator: Authenticator;
+  /** The cloud's metering policy (the usage read model is replayed with it). */
+  metering?: Partial<MeteringPolicy>;
 }
 
 export function createReplayService(o: ReplayServiceOptions): UntypedServiceImplementation {
@@ -31,7 +34,7 @@ export function createReplayService(o: ReplayServiceOptions): UntypedServiceImpl
   rpc(
     'ReplayReadModels',
     async (req) => {
-      const all = allReadModels();
+      const all = allReadModels({ metering: o.metering });
       const asked = ((req.readModels ?? []) as string[]).filter(Boolean);
       const unknown = asked.filter((n) => !all.some((p) => p.name === n));
       if (unknown.length > 0) throw invalid('read_models', `no read model ${unknown.join(', ')} (there are ${all.map((p) => p.name).join(', ')})`);

@@ -1,6 +1,7 @@
 // Every read model the cloud keeps, as projections: what `strata admin replay` rebuilds and
 // compares, and what bench:replay rebuilds. A read model that is not listed here is not verified.
 import type { Projection } from '../runtime/projection-runner.js';
+import type { MeteringPolicy } from '../../domains/metering/usage.js';
 import { domainTopics } from '../runtime/topology.js';
 import { IDENTITY_DOMAIN } from '../../domains/identity/identity.types.js';
 import { blockProjection } from '../../projections/block/block.projection.js';
@@ -12,8 +13,13 @@ import { networkProjection } from '../../projections/network/network.projection.
 import { objectProjection } from '../../projections/object/object.projection.js';
 import { auditProjection } from '../../projections/audit/audit.projection.js';
 
+export interface ReadModelOptions {
+  /** The cloud's metering policy: the usage read model is a fold of it (STRATA_METERING_BILL). */
+  metering?: Partial<MeteringPolicy>;
+}
+
 /** Fresh projections (stateful ones are made per runner). */
-export function allReadModels(): Projection[] {
+export function allReadModels(o: ReadModelOptions = {}): Projection[] {
   return [
     identityProjection(domainTopics(IDENTITY_DOMAIN).events),
     computeProjection,
@@ -21,7 +27,7 @@ export function allReadModels(): Projection[] {
     blockProjection,
     objectProjection,
     imageProjection,
-    usageProjection(),
+    usageProjection(o.metering),
     auditProjection(),
   ];
 }

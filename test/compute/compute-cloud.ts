@@ -2,6 +2,7 @@
 // read models, TLS gRPC on loopback, bootstrapped) now serving ComputeService too, plus the
 // compute conductor and a small fleet of fake-driver host agents on the same log, so servers
 // really boot, stop, lock... And helpers to make projects with members in them.
+import type { CloudOptions } from '../../infra/cloud.js';
 import { randomUUID } from 'node:crypto';
 import type { ComputeAgents, HostConfig } from '../../agents/compute/compute.agent.js';
 import { FakeDriver, type FakeDriverOptions } from '../../agents/compute/fake.driver.js';
@@ -26,6 +27,8 @@ export interface ComputeCloudOptions {
   hosts?: number;
   zones?: string[];
   driver?: (hostId: string) => FakeDriverOptions;
+  /** The cloud's metering policy (default: running servers only). */
+  metering?: CloudOptions['metering'];
 }
 
 export interface ComputeTestCloud extends TestCloud {
@@ -55,7 +58,7 @@ export async function startComputeCloud(o: ComputeCloudOptions = {}): Promise<Co
     };
   });
   // The cloud's own conductor and in-process agents, as `npm start` with STRATA_COMPUTE_FAKE_HOSTS runs them.
-  const t = await startTestCloud({}, hosts.length > 0 ? { conductor: { tickMs: 200 }, computeHosts: hosts } : {});
+  const t = await startTestCloud({}, { ...(hosts.length > 0 ? { conductor: { tickMs: 200 }, computeHosts: hosts } : {}), metering: o.metering });
   const admin = t.client(await t.adminToken());
   const conductor = t.cloud.conductor;
   const agents = t.cloud.agents;

@@ -34,7 +34,7 @@ export interface TestCloud {
 
 export async function startTestCloud(
   identity: CloudOptions['identity'] = {},
-  options: { log?: Log; replicationFactor?: number } & Pick<CloudOptions, 'conductor' | 'computeHosts' | 'blockHosts' | 'objectDevices' | 'objectAgent' | 'objectRing'> = {},
+  options: { log?: Log; replicationFactor?: number } & Pick<CloudOptions, 'conductor' | 'computeHosts' | 'blockHosts' | 'objectDevices' | 'objectAgent' | 'objectRing' | 'metering'> = {},
 ): Promise<TestCloud> {
   const dir = mkdtempSync(join(tmpdir(), 'strata-identity-'));
   const logPath = join(dir, 'log.db');
@@ -57,6 +57,7 @@ export async function startTestCloud(
     objectDevices: options.objectDevices,
     objectAgent: options.objectAgent,
     objectRing: options.objectRing,
+    metering: options.metering,
   });
   const url = `grpcs://127.0.0.1:${cloud.identity.port}`;
   const boot = await bootstrap(cloud.identity.writer, { adminPassword: ADMIN_PASSWORD, identityUrl: url });
