@@ -1,6 +1,8 @@
 // Reads of the audit trail: a resource's history, a user's actions, the owner project of events
 // at log positions (for subscriptions' tenancy), and the positions of a resource's events up to a
 // point (for time travel). Times are the events' decided times (ms since the epoch).
+import type { EventEnvelope } from '../../infra/envelope/envelope.js';
+import { domainOfTopic, payloadJson, payloadOf } from '../../infra/events/catalog.js';
 import type { Store } from '../../infra/store/store.js';
 
 export interface AuditEvent {
@@ -22,7 +24,7 @@ export interface AuditEvent {
   traceparent: string;
   /** The project owning the resource ('' for none). */
   projectId: string;
-  /** The payload as JSON: what changed. */
+  /** The payload as JSON (deterministic: infra/events/catalog.ts payloadJson): what changed. */
   payload: string;
 }
 
@@ -57,8 +59,21 @@ const toEvent = (r: Row): AuditEvent => ({
   correlationId: String(r.correlation_id),
   traceparent: String(r.traceparent),
   projectId: String(r.project_id),
-  payload: String(r.payload),
+  payload: payloadText(r),
 });
+
+/**
+ * The stored payload (the event's protobuf bytes) as JSON, decoded by its domain's codec. A row
+ * holding text (written as JSON by an older audit projection into SQLite) is that text.
+ */
+function payloadText(r: Row): string {
+  const bytes = r.payload;
+  if (!(bytes instanceof Uint8Array)) return String(bytes);
+  const domain = domainOfTopic(String(r.log_topic));
+  if (!domain) return '{}';
+  const event = { aggregateType: String(r.aggregate_type), type: String(r.type), payload: bytes } as EventEnvelope;
+  return payloadJson(payloadOf(domain, event));
+}
 
 export class AuditQueries {
   constructor(private readonly store: Store) {}
