@@ -118,14 +118,14 @@ async function benchBackend(backend: Backend): Promise<void> {
     // CPU time beside wall time: on a shared machine the wall clock also counts other processes' turns (process-wide: every thread).
     const cpu0 = process.cpuUsage();
     let result: { records: number; events: number; statements: number; seconds: number };
-    let computeStore: string;
+    let computeStore: string | undefined;
     let how: string;
     if (groups) {
       const paths = groups.map((_, i) => join(storeDir, `group-${i}.db`));
       const r = await rebuildInWorkers({ logPath: join(dir, 'log.db'), topicPrefix: prefix, batchRecords: BATCH, groups: groups.map((names, i) => ({ names, storePath: paths[i] })) });
       result = r;
       commits = r.groups.flatMap((g) => g.commits);
-      computeStore = paths[groups.findIndex((g) => g.includes('compute'))];
+      computeStore = paths.find((_, i) => groups[i].includes('compute'));
       how = `${groups.length} worker threads (${r.groups.map((g) => `${g.names.join('+')}: ${g.seconds.toFixed(1)} s`).join('; ')})`;
     } else {
       computeStore = join(storeDir, 'read-models.db');
@@ -138,14 +138,17 @@ async function benchBackend(backend: Backend): Promise<void> {
     const cpu = process.cpuUsage(cpu0);
     const cpuSeconds = (cpu.user + cpu.system) / 1e6;
     commits.sort((a, b) => a - b);
-    const check = new SqliteStore(computeStore);
-    const rows = await check.query<{ n: number }>('SELECT COUNT(*) AS n FROM compute_instances');
-    await check.close();
+    let instances = 'not rebuilt';
+    if (computeStore) {
+      const check = new SqliteStore(computeStore);
+      instances = String((await check.query<{ n: number }>('SELECT COUNT(*) AS n FROM compute_instances'))[0].n);
+      await check.close();
+    }
     console.log(
-      `rebuild of ${projections.length} read models (${projections.map((p) => p.name).join(', ')}) on ${how}: ` +
+      `rebuild of ${groups ? groups.flat().length : projections.length} read models (${groups ? groups.flat().join(', ') : projections.map((p) => p.name).join(', ')}) on ${how}: ` +
         `${result.records} records (${result.events} applied, ${result.statements} statements) in ${result.seconds.toFixed(1)} s, ${rate.toFixed(0)} events/s, ` +
         `ratio to baseline ${(rate / baseline).toFixed(3)}; ${commits.length} transactions of ${BATCH} records, commit p50 ${percentile(commits, 50).toFixed(0)} ms ` +
-        `p99 ${percentile(commits, 99).toFixed(0)} ms; compute_instances ${rows[0].n} rows; ${cpuSeconds.toFixed(1)} s of CPU, ` +
+        `p99 ${percentile(commits, 99).toFixed(0)} ms; compute_instances ${instances} rows; ${cpuSeconds.toFixed(1)} s of CPU, ` +
         `${(result.records / cpuSeconds).toFixed(0)} events per CPU second; load average ${loadavg().map((l) => l.toFixed(2)).join(' ')}`,
     );
     const name = `replay_${backend}`;

@@ -85,13 +85,17 @@ export function usageProjection(policy: Partial<MeteringPolicy> = {}): UsageProj
     apply(event: EventEnvelope, position: Position): Statement[] {
       const codecFor = CODEC_BY_TOPIC.get(position.topic);
       if (!codecFor) return [];
-      const payload = codecFor(event.aggregateType).decodeEvent(event.type, event.payload) as Record<string, unknown>;
-      const decoded: MeteredEvent = { ...payload, type: event.type, aggregateType: event.aggregateType, aggregateId: event.aggregateId, version: event.version, occurredAtMs: event.occurredAtMs };
-      // A redelivered event (at or below the folded version) writes nothing.
+      // A redelivered event (at or below the folded version) writes nothing, and is not decoded.
       if (event.version <= (meter.resource(event.aggregateId)?.version ?? 0)) return [];
+      // The codec's object is this call's own: the envelope's fields go onto it rather than into a copy.
+      const decoded = codecFor(event.aggregateType).decodeEvent(event.type, event.payload) as unknown as MeteredEvent;
+      Object.assign(decoded, { type: event.type, aggregateType: event.aggregateType, aggregateId: event.aggregateId, version: event.version, occurredAtMs: event.occurredAtMs });
       const changes = meter.apply(decoded);
       const r = meter.resource(event.aggregateId);
-      return r ? [...usageStatements(changes), saveResource(r)] : [];
+      if (!r) return [];
+      const out = usageStatements(changes);
+      out.push(saveResource(r));
+      return out;
     },
     async restore(store: Store): Promise<void> {
       const rows = await store.query<{ resource_id: string; kind: string; project_id: string; version: number | string; state: string }>(
