@@ -9,7 +9,7 @@
 //   STRATA_BENCH_EVENTS=200000 npm run bench:replay
 //   STRATA_BENCH_PER_PROJECTION=1 npm run bench:replay   # also one ProjectionRunner.rebuild per read model, as before
 //   STRATA_BENCH_BATCH=20000 npm run bench:replay        # log records per store transaction
-//   STRATA_BENCH_GROUPS=one npm run bench:replay         # embedded: one thread instead of worker threads (or 'a,b|c,d': groups)
+//   STRATA_BENCH_GROUPS=one npm run bench:replay         # embedded: only the one-thread rebuild, not also the worker threads' (or 'a,b|c,d': only workers, these groups)
 //
 // The topics are the bench's own (a unique prefix before strata.events.<domain>), deleted after on Kafka.
 import { execFileSync } from 'node:child_process';
@@ -37,7 +37,7 @@ const BACKENDS = (process.env.STRATA_BENCH_BACKENDS ?? 'embedded,kafka').split('
 // 4 = the all-in-one default.
 const PARTITIONS = Number(process.env.STRATA_BENCH_PARTITIONS ?? 4);
 const BATCH = Number(process.env.STRATA_BENCH_BATCH ?? 20_000);
-// Embedded: groups of read models rebuilt in parallel, `a,b|c,d` (default TWO_GROUPS), or `one` for one pass on one thread.
+// Embedded: besides one pass on one thread, the read models in groups on worker threads (TWO_GROUPS); `one`: only the first; `a,b|c,d`: only workers, these groups.
 const GROUPS = process.env.STRATA_BENCH_GROUPS;
 const PER_PROJECTION = process.env.STRATA_BENCH_PER_PROJECTION === '1';
 
@@ -108,12 +108,14 @@ async function benchBackend(backend: Backend): Promise<void> {
       `${(read / baselineCpuSeconds).toFixed(0)} records per CPU second`,
   );
 
-  // The full rebuild: every read model into fresh SQLite stores. Embedded: the read models in
-  // groups (STRATA_BENCH_GROUPS), each group on a worker thread reading the log itself and writing
-  // its own store; Kafka, or STRATA_BENCH_GROUPS=one: one pass on this thread into one store.
-  {
+  // The full rebuild: every read model into fresh SQLite stores. One pass on this thread into one
+  // store (figures replay_<backend>_*); on the embedded log also the read models in groups, each
+  // group on a worker thread reading the log itself and writing its own store (figures
+  // replay_embedded_workers_*). STRATA_BENCH_GROUPS=one: only the first; 'a,b|c,d': only the second, with those groups.
+  const modes: (string[][] | undefined)[] =
+    backend !== 'embedded' || GROUPS === 'one' ? [undefined] : GROUPS ? [GROUPS.split('|').map((g) => g.split(','))] : [undefined, TWO_GROUPS];
+  for (const groups of modes) {
     const storeDir = mkdtempSync(join(tmpdir(), 'strata-bench-replay-store-'));
-    const groups = backend === 'embedded' && GROUPS !== 'one' ? (GROUPS ? GROUPS.split('|').map((g) => g.split(',')) : TWO_GROUPS) : undefined;
     let commits: number[] = [];
     // CPU time beside wall time: on a shared machine the wall clock also counts other processes' turns (process-wide: every thread).
     const cpu0 = process.cpuUsage();
@@ -151,7 +153,7 @@ async function benchBackend(backend: Backend): Promise<void> {
         `p99 ${percentile(commits, 99).toFixed(0)} ms; compute_instances ${instances} rows; ${cpuSeconds.toFixed(1)} s of CPU, ` +
         `${(result.records / cpuSeconds).toFixed(0)} events per CPU second; load average ${loadavg().map((l) => l.toFixed(2)).join(' ')}`,
     );
-    const name = `replay_${backend}`;
+    const name = groups ? `replay_${backend}_workers` : `replay_${backend}`;
     figure(`${name}_events_per_s`, Math.round(rate), 'events/s');
     figure(`${name}_events_per_cpu_s`, Math.round(result.records / cpuSeconds), 'events/s');
     figure(`${name}_ratio_to_baseline`, rate / baseline, 'ratio');
