@@ -3,7 +3,7 @@
 // transaction. rebuild() replays from offset 0 into a store, as invariant 1 requires.
 import { SpanKind } from '@opentelemetry/api';
 import type { EventEnvelope, Position } from '../envelope/envelope.js';
-import { decodeEvent } from '../envelope/envelope.codec.js';
+import { decodeTrustedEvent } from '../envelope/envelope.trusted.js';
 import type { Log, LogRecord, Subscription } from '../log/log.js';
 import type { Statement, Store } from '../store/store.js';
 import { contextFrom, meter, tracer } from '../telemetry/telemetry.js';
@@ -79,7 +79,8 @@ export class ProjectionRunner {
     for (const r of records) {
       const type = r.headers[HEADER_EVENT_TYPE];
       if (type !== undefined && !this.handles.has(type)) continue;
-      const event = decodeEvent(r.value);
+      // The log's own records: the wire format read straight into the envelope (see envelope.trusted.ts).
+      const event = decodeTrustedEvent(r.value);
       if (!this.handles.has(event.type)) continue;
       const span = tracer().startSpan(
         `project ${this.projection.name} ${event.type}`,
