@@ -7,6 +7,7 @@
 // drop (every group reads and decodes the records of its topics), the wall time does, by about
 // the share of the largest group when there are idle cores.
 import { Worker } from 'node:worker_threads';
+import type { ReadModelOptions } from './read-models.js';
 import type { Offsets, RebuildResult } from './rebuild.js';
 
 /** The read models most of a full rebuild's CPU goes to, in two groups of about equal cost (measured: see README). */
@@ -28,6 +29,8 @@ export interface ParallelRebuildOptions {
   groups: RebuildGroup[];
   /** Topics carry this prefix before their usual name (bench:replay's own topics), if set. */
   topicPrefix?: string;
+  /** As allReadModels takes them (the metering policy: plain data, copied to the workers). */
+  readModels?: ReadModelOptions;
   upTo?: Map<string, Offsets>;
   batchRecords?: number;
 }
@@ -38,6 +41,7 @@ export interface WorkerInput {
   storePath: string;
   names: string[];
   topicPrefix?: string;
+  readModels?: ReadModelOptions;
   upTo?: Map<string, Offsets>;
   batchRecords?: number;
 }
@@ -56,6 +60,7 @@ function runGroup(options: ParallelRebuildOptions, group: RebuildGroup): Promise
     storePath: group.storePath,
     names: group.names,
     topicPrefix: options.topicPrefix,
+    readModels: options.readModels,
     upTo: options.upTo,
     batchRecords: options.batchRecords,
   };

@@ -37,10 +37,10 @@ export function allReadModels(o: ReadModelOptions = {}): Projection[] {
  * topics); allReadModels() itself when no prefix. Some read models learn an event's domain from
  * its topic (audit, metering): they are handed the position under the topic's usual name.
  */
-export function readModelsOnTopics(prefix?: string): Projection[] {
-  if (!prefix) return allReadModels();
+export function readModelsOnTopics(prefix?: string, o: ReadModelOptions = {}): Projection[] {
+  if (!prefix) return allReadModels(o);
   const usual = (topic: string) => topic.slice(prefix.length + 1);
-  return allReadModels().map((p) => {
+  return allReadModels(o).map((p) => {
     const clone = Object.assign(Object.create(Object.getPrototypeOf(p) as object) as Projection, p);
     clone.topics = p.topics.map((t) => `${prefix}.${t}`);
     clone.apply = (event, position) => p.apply(event, { ...position, topic: usual(position.topic) });

@@ -12,7 +12,7 @@ const input = workerData as WorkerInput;
 const log = new EmbeddedLog({ path: input.logPath, synchronous: 'NORMAL' });
 const store = new SqliteStore(input.storePath, { throwaway: true });
 try {
-  const all = readModelsOnTopics(input.topicPrefix);
+  const all = readModelsOnTopics(input.topicPrefix, input.readModels);
   const projections = input.names.map((name) => {
     const p = all.find((x) => x.name === name);
     if (!p) throw new Error(`no read model named ${name}`);

@@ -2,7 +2,8 @@
 // embedded log itself and writes a store file of its own) come out exactly as one pass on one
 // thread into one store: every table of every read model has the same rows (count and content
 // hash), and every read model stopped at the same log positions. Over bench:replay's corpus (the
-// real deciders' events across all domains), twice retagged, on the bench's prefixed topics.
+// real deciders' events across all domains), twice retagged, on the bench's prefixed topics, with
+// stopped servers billed (a metering policy other than the default, carried to the workers).
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -29,12 +30,14 @@ it('rebuilds in worker threads exactly what one pass rebuilds', async () => {
   const written = await writeCells(2, 4, topicOf, async (records) => void (await log.append(records)));
 
   const one = new SqliteStore(join(dir, 'one.db'), { throwaway: true });
-  const single = await rebuildReadModels(log, one, readModelsOnTopics(prefix), { batchRecords: 1000 });
+  // Stopped servers billed (not the default): the policy must reach the workers' usage read model.
+  const readModels = { metering: { stopped: true } };
+  const single = await rebuildReadModels(log, one, readModelsOnTopics(prefix, readModels), { batchRecords: 1000 });
   expect(single.records).toBe(written.records);
 
   const groups = TWO_GROUPS.map((names, i) => ({ names, storePath: join(dir, `group-${i}.db`) }));
   expect(groups.flatMap((g) => g.names).sort()).toEqual(allReadModels().map((p) => p.name).sort());
-  const parallel = await rebuildInWorkers({ logPath, topicPrefix: prefix, batchRecords: 1000, groups });
+  const parallel = await rebuildInWorkers({ logPath, topicPrefix: prefix, readModels, batchRecords: 1000, groups });
   expect(parallel.records).toBe(written.records);
   expect(parallel.statements).toBe(single.statements);
 
