@@ -12,6 +12,7 @@ import { auditPolicy, auditRule } from '../policy/audit.policy.js';
 import type { Caller } from '../policy/policy.js';
 import { callerProject, pageSize, required, type Req, type Res } from '../request.js';
 import { unaryRpcs } from '../unary-rpc.js';
+import { timestamp } from '../compute/compute.views.js';
 
 export const AUDIT_SERVICE_NAME = 'strata.events.v1.AuditService';
 
@@ -23,7 +24,6 @@ export interface AuditServiceOptions {
 
 type Timestamp = { seconds?: number | string; nanos?: number } | null | undefined;
 const msOf = (t: Timestamp): number | undefined => (t ? Number(t.seconds ?? 0) * 1000 + Math.floor(Number(t.nanos ?? 0) / 1e6) : undefined);
-const timestamp = (ms: number) => ({ seconds: Math.floor(ms / 1000), nanos: (ms % 1000) * 1e6 });
 
 /** The trace id of a W3C traceparent (version-traceid-spanid-flags). */
 const traceIdOf = (traceparent: string) => traceparent.split('-')[1] ?? '';

@@ -30,6 +30,7 @@ import type { Caller } from '../policy/policy.js';
 import { callerProject, type Req, type Res } from '../request.js';
 import { InvalidArgumentError } from '../../domains/kernel/rejection.js';
 import { decodeCursor, encodeCursor, type Offsets } from './cursor.js';
+import { timestamp } from '../compute/compute.views.js';
 import { payloadJson, payloadOf } from '../../infra/events/catalog.js';
 
 export const SUBSCRIPTION_SERVICE = 'strata.events.v1.SubscriptionService';
@@ -348,7 +349,7 @@ export function createSubscriptionService(o: SubscriptionServiceOptions): Subscr
                 aggregateId: e.aggregateId,
                 version: e.version,
                 type: e.type,
-                occurredAt: { seconds: Math.floor(e.occurredAtMs / 1000), nanos: (e.occurredAtMs % 1000) * 1e6 },
+                occurredAt: timestamp(e.occurredAtMs),
                 actor: e.actor,
                 causationId: e.causationId,
                 correlationId: e.correlationId,

@@ -27,7 +27,7 @@ const definitionOf = (aggregateType: string) => {
   return undefined;
 };
 
-/** The aggregate types a resource id may be, for callers that did not say. */
+/** Whether a hosted domain has this aggregate type (a request's aggregate_type is checked with it). */
 export const knownAggregateType = (aggregateType: string): boolean => definitionOf(aggregateType) !== undefined;
 
 /**

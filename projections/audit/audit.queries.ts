@@ -78,7 +78,7 @@ function payloadText(r: Row): string {
 export class AuditQueries {
   constructor(private readonly store: Store) {}
 
-  /** Where filters on time and project, from parameter $first on. */
+  /** The time and project filters as AND clauses, their values pushed onto `params`. */
   private range(r: AuditRange, params: unknown[]): string {
     const where: string[] = [];
     if (r.fromMs !== undefined) where.push(`occurred_at_ms >= $${params.push(r.fromMs)}`);
@@ -91,7 +91,7 @@ export class AuditQueries {
     return ` LIMIT $${params.push(r.limit)} OFFSET $${params.push(r.skip ?? 0)}`;
   }
 
-  /** The owner of a resource as the audit trail knows it; undefined when it has no event. */
+  /** The aggregate type and owner of each resource with this id in the audit trail (none: it has no event). */
   async ownerOf(aggregateId: string, aggregateType?: string): Promise<{ aggregateType: string; projectId: string }[]> {
     const params: unknown[] = [aggregateId];
     const type = aggregateType ? ` AND aggregate_type = $${params.push(aggregateType)}` : '';
